@@ -1,0 +1,30 @@
+"""Cloud Functions entry points. Wiring only: each function hands its request to ``shared``.
+
+Importing this module is the instance's cold start: secrets are read into the environment,
+then the settings, the Lago callback and the other per-instance singletons are made once.
+"""
+
+import os
+
+# Before LiteLLM is imported anywhere: use the bundled cost map, no network at cold start.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import flask  # noqa: E402
+import functions_framework  # noqa: E402
+
+from shared import handlers, replay  # noqa: E402
+from shared.instance import start_instance  # noqa: E402
+
+instance = start_instance()
+
+
+@functions_framework.http
+def chat(request: flask.Request) -> flask.Response:
+    """OpenAI-compatible chat completions for signed-in Firebase users."""
+    return handlers.serve(request, instance, handlers.chat_route)
+
+
+@functions_framework.http
+def replay_billing(request: flask.Request) -> flask.Response:
+    """Drains the billing outbox; private, invoked by Cloud Scheduler with OIDC."""
+    return handlers.serve(request, instance, replay.replay_route)

@@ -1,0 +1,81 @@
+"""Our error types and their one JSON shape, OpenAI's: ``{"error": {message, type, code, param}}``."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, TypedDict
+
+
+class ErrorCode(enum.Enum):
+    """Each code carries its HTTP status and OpenAI's error ``type``."""
+
+    INVALID_REQUEST = (400, "invalid_request_error", "invalid_request")
+    INVALID_JSON = (400, "invalid_request_error", "invalid_json")
+    UNAUTHENTICATED = (401, "authentication_error", "invalid_api_key")
+    BUDGET_EXCEEDED = (402, "insufficient_quota", "budget_exceeded")
+    FORBIDDEN = (403, "permission_error", "forbidden")
+    NOT_FOUND = (404, "invalid_request_error", "not_found")
+    MODEL_NOT_FOUND = (404, "invalid_request_error", "model_not_found")
+    METHOD_NOT_ALLOWED = (405, "invalid_request_error", "method_not_allowed")
+    BODY_TOO_LARGE = (413, "invalid_request_error", "request_too_large")
+    UNSUPPORTED_MEDIA_TYPE = (415, "invalid_request_error", "unsupported_media_type")
+    RATE_LIMITED = (429, "rate_limit_error", "rate_limit_exceeded")
+    INTERNAL = (500, "server_error", "internal_error")
+    UPSTREAM_ERROR = (502, "api_error", "upstream_error")
+    UNAVAILABLE = (503, "api_error", "service_unavailable")
+    UPSTREAM_TIMEOUT = (504, "timeout_error", "upstream_timeout")
+
+    @property
+    def status(self) -> int:
+        return self.value[0]
+
+    @property
+    def error_type(self) -> str:
+        return self.value[1]
+
+    @property
+    def code(self) -> str:
+        return self.value[2]
+
+
+class ErrorBody(TypedDict):
+    message: str
+    type: str
+    code: str
+    param: str | None
+
+
+class ApiError(Exception):
+    """An error the client may see. ``message`` must never hold a secret, a token or a prompt."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+    @property
+    def status(self) -> int:
+        return self.code.status
+
+    def to_dict(self) -> dict[str, Any]:
+        body: ErrorBody = {
+            "message": self.message,
+            "type": self.code.error_type,
+            "code": self.code.code,
+            "param": self.param,
+        }
+        return {"error": body}
+
+
+def internal_error() -> ApiError:
+    """The generic error for anything unexpected: nothing internal reaches the client."""
+    return ApiError(ErrorCode.INTERNAL, "The server had an error while processing your request.")

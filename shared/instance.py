@@ -1,0 +1,88 @@
+"""The per-instance singletons, created in one place at cold start.
+
+``functions/main.py`` calls ``start_instance()`` once when Cloud Functions imports it, before
+functions-framework's server forks. What it makes lives as long as the instance:
+
+- ``settings``: the typed, immutable configuration;
+- ``verifier``: the firebase-admin app that verifies ID tokens (initialised on first use);
+- ``billing``: the Lago callback registered on LiteLLM, the keep-alive Lago HTTP client and the
+  Firestore outbox (its gRPC client made on first use, after the fork);
+- the embedded local model, registered with LiteLLM when configured.
+
+If the settings are unusable the instance still starts (no crash loop) and every request is
+answered with a 503 that says the service is misconfigured; the log line names the keys.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .auth import TokenVerifier
+from .billing import Billing
+from .errors import ApiError, ErrorCode
+from .logs import configure, log
+from .settings import Settings, SettingsError
+
+
+@dataclass(frozen=True)
+class Instance:
+    settings: Settings
+    verifier: TokenVerifier
+    billing: Billing
+
+
+@dataclass(frozen=True)
+class BrokenInstance:
+    """An instance whose configuration cannot serve: each request gets this 503."""
+
+    reason: str
+
+    def error(self) -> ApiError:
+        return ApiError(ErrorCode.UNAVAILABLE, "The service is misconfigured; its operators have been told.")
+
+
+_lock = threading.Lock()
+_instance: Instance | BrokenInstance | None = None
+
+
+def start_instance(env: Mapping[str, str] | None = None) -> Instance | BrokenInstance:
+    """Build the instance once per process (later calls return the same one)."""
+    global _instance
+    with _lock:
+        if _instance is None:
+            _instance = _build(os.environ if env is None else env)
+        return _instance
+
+
+def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
+    configure()
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as error:
+        if "ALLOW_ANONYMOUS" in str(error):
+            raise  # a deployed instance must refuse to start open to anyone
+        log("ERROR", "settings_invalid", detail=str(error))
+        return BrokenInstance(str(error))
+    import litellm  # after secrets and LITELLM_LOCAL_MODEL_COST_MAP are in the environment
+
+    litellm.suppress_debug_info = True
+    from .local_model import register_local_models
+
+    register_local_models(settings.chat_models, settings.local_model_delay_ms / 1000)
+    verifier = TokenVerifier(
+        settings.project_id,
+        check_revoked=settings.check_revoked,
+        allow_anonymous=settings.allow_anonymous,
+        deployed=settings.deployed,
+    )
+    billing = Billing(
+        settings.lago,
+        project_id=settings.project_id,
+        outbox_enabled=settings.outbox_enabled,
+        deployed=settings.deployed,
+    )
+    log("INFO", "instance_started", models=list(settings.chat_models), billing=billing.enabled)
+    return Instance(settings, verifier, billing)

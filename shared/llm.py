@@ -1,0 +1,97 @@
+"""LiteLLM calls: one place that calls the model and turns provider failures into our errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import litellm
+import openai
+
+from .chat_request import ChatRequest
+from .errors import ApiError, ErrorCode
+from .logs import log, uid_hash
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """One LiteLLM call: its id (the billing event's transaction id), its time, who pays."""
+
+    call_id: str
+    timestamp: str
+    uid: str
+    subscription_id: str
+    model: str
+    messages: list[dict[str, Any]]
+
+    def metadata(self) -> dict[str, Any]:
+        # LiteLLM's Lago callback reads the payer from this key (LAGO_API_CHARGE_BY=user_id).
+        return {"user_api_key_user_id": self.subscription_id}
+
+
+# Most specific first: litellm.Timeout is an APIConnectionError, BadRequest subclasses abound.
+_ERROR_MAP: tuple[tuple[type[BaseException], ErrorCode, str], ...] = (
+    (openai.APITimeoutError, ErrorCode.UPSTREAM_TIMEOUT, "The model provider did not answer in time."),
+    (litellm.ContextWindowExceededError, ErrorCode.INVALID_REQUEST, "The messages exceed the model's context window."),
+    (
+        litellm.ContentPolicyViolationError,
+        ErrorCode.INVALID_REQUEST,
+        "The provider refused the request (content policy).",
+    ),
+    (openai.RateLimitError, ErrorCode.RATE_LIMITED, "The model provider is rate limiting requests; retry shortly."),
+    (litellm.ServiceUnavailableError, ErrorCode.UNAVAILABLE, "The model provider is unavailable; retry shortly."),
+    (openai.BadRequestError, ErrorCode.INVALID_REQUEST, "The model provider rejected the request as invalid."),
+    (openai.UnprocessableEntityError, ErrorCode.INVALID_REQUEST, "The model provider rejected the request as invalid."),
+    (openai.AuthenticationError, ErrorCode.UPSTREAM_ERROR, "The model provider rejected this service's credentials."),
+    (openai.PermissionDeniedError, ErrorCode.UPSTREAM_ERROR, "The model provider denied access to the model."),
+    (openai.NotFoundError, ErrorCode.UPSTREAM_ERROR, "The model provider does not know the configured model."),
+    (openai.APIConnectionError, ErrorCode.UPSTREAM_ERROR, "Could not reach the model provider."),
+    (openai.APIError, ErrorCode.UPSTREAM_ERROR, "The model provider returned an error."),
+)
+
+
+def provider_error(error: BaseException, call: CallContext) -> ApiError:
+    """Log the failed call and return the error the client sees (no provider text: it may echo keys)."""
+    log(
+        "WARNING",
+        "llm_call_failed",
+        model=call.model,
+        error_class=type(error).__name__,
+        uid_hash=uid_hash(call.uid),
+        call_id=call.call_id,
+    )
+    for kind, code, message in _ERROR_MAP:
+        if isinstance(error, kind):
+            return ApiError(code, message)
+    return ApiError(ErrorCode.UPSTREAM_ERROR, "The model call failed.")
+
+
+def complete(request: ChatRequest, call: CallContext, timeout_s: float) -> Any:
+    """A whole completion (``litellm.ModelResponse``); provider failures become ``ApiError``."""
+    try:
+        return litellm.completion(**_arguments(request, call, timeout_s))
+    except Exception as error:  # noqa: BLE001 - every provider failure is mapped, none escapes raw
+        raise provider_error(error, call) from None
+
+
+def open_stream(request: ChatRequest, call: CallContext, timeout_s: float) -> Any:
+    """A started stream (``litellm.CustomStreamWrapper``) that ends with a usage chunk."""
+    try:
+        # Always ask for the usage chunk: it is what the call is billed from.
+        return litellm.completion(
+            **_arguments(request, call, timeout_s), stream=True, stream_options={"include_usage": True}
+        )
+    except Exception as error:  # noqa: BLE001
+        raise provider_error(error, call) from None
+
+
+def _arguments(request: ChatRequest, call: CallContext, timeout_s: float) -> dict[str, Any]:
+    return {
+        "model": request.model,
+        "messages": request.messages,
+        "litellm_call_id": call.call_id,
+        "metadata": call.metadata(),
+        "timeout": timeout_s,
+        "num_retries": 0,
+        **request.params,
+    }

@@ -1,0 +1,130 @@
+"""The durable outbox: usage events Lago did not take in time wait in Firestore until replayed.
+
+Collection ``billing_outbox``, one document per event, its id the event's transaction id (so
+storing twice is harmless). Pending documents carry ``next_attempt_at``; a permanently refused
+event keeps ``status: "failed"`` and loses ``next_attempt_at``, so replays skip it but it stays
+visible. Replays resend the stored event unchanged: same transaction id, same timestamp.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.api_core.retry import Retry
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from .billing_event import LagoEvent
+from .lago_client import LagoEventsClient, Outcome
+from .logs import log
+
+COLLECTION = "billing_outbox"
+_MAX_BACKOFF = dt.timedelta(hours=1)
+_BASE_BACKOFF = dt.timedelta(seconds=30)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class ReplayReport:
+    delivered: int = 0
+    retry_later: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"delivered": self.delivered, "retry_later": self.retry_later, "failed": self.failed}
+
+
+class Outbox:
+    """Firestore-backed store of undelivered events. The client is made lazily, after the
+    server forks (gRPC channels must not cross a fork), once per instance."""
+
+    def __init__(self, project_id: str, *, timeout_s: float = 5.0) -> None:
+        self._project_id = project_id or None
+        self._timeout_s = timeout_s
+        self._retry = Retry(initial=0.1, maximum=1.0, timeout=timeout_s)
+        self._client: firestore.Client | None = None
+        self._lock = threading.Lock()
+
+    def _collection(self) -> firestore.CollectionReference:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = firestore.Client(project=self._project_id)
+        return self._client.collection(COLLECTION)
+
+    def store(self, event: LagoEvent, *, reason: str, permanent: bool = False) -> bool:
+        """Keep an event for replay; False (and an ERROR line holding the event) if Firestore fails too."""
+        document: dict[str, Any] = {
+            "event": dict(event),
+            "status": "failed" if permanent else "pending",
+            "attempts": 0,
+            "last_error": reason,
+            "stored_at": _now(),
+        }
+        if not permanent:
+            document["next_attempt_at"] = _now()
+        try:
+            self._collection().document(event["transaction_id"]).set(
+                document, retry=self._retry, timeout=self._timeout_s
+            )
+        except Exception as error:  # noqa: BLE001 - last line of defence: the log keeps the event
+            log("ERROR", "billing_outbox_write_failed", error_class=type(error).__name__, event=dict(event))
+            return False
+        log(
+            "WARNING",
+            "billing_event_deferred",
+            transaction_id=event["transaction_id"],
+            reason=reason,
+            permanent=permanent,
+        )
+        return True
+
+    def replay(self, client: LagoEventsClient, *, limit: int, per_event_timeout_s: float) -> ReplayReport:
+        """Send due events oldest first: delete on delivery, back off on transient failures."""
+
+        report = ReplayReport()
+        query = (
+            self._collection()
+            .where(filter=FieldFilter("next_attempt_at", "<=", _now()))
+            .order_by("next_attempt_at")
+            .limit(limit)
+        )
+        for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s):
+            data = snapshot.to_dict() or {}
+            event: LagoEvent = data.get("event", {})  # type: ignore[assignment]
+            delivery = client.send(event, time.monotonic() + per_event_timeout_s)
+            if delivery.outcome.delivered:
+                snapshot.reference.delete(retry=self._retry, timeout=self._timeout_s)
+                report.delivered += 1
+            elif delivery.outcome is Outcome.PERMANENT:
+                snapshot.reference.update(
+                    {"status": "failed", "last_error": delivery.detail, "next_attempt_at": firestore.DELETE_FIELD},
+                    retry=self._retry,
+                    timeout=self._timeout_s,
+                )
+                log(
+                    "ERROR",
+                    "billing_event_refused",
+                    transaction_id=snapshot.id,
+                    status=delivery.status,
+                    detail=delivery.detail,
+                )
+                report.failed += 1
+            else:
+                attempts = int(data.get("attempts", 0)) + 1
+                delay = min(_MAX_BACKOFF, _BASE_BACKOFF * 2 ** (attempts - 1))
+                snapshot.reference.update(
+                    {"attempts": attempts, "last_error": delivery.detail, "next_attempt_at": _now() + delay},
+                    retry=self._retry,
+                    timeout=self._timeout_s,
+                )
+                report.retry_later += 1
+        return report

@@ -1,0 +1,28 @@
+"""The ``replay_billing`` route: drain the outbox into Lago (Cloud Scheduler calls it)."""
+
+from __future__ import annotations
+
+import flask
+
+from .errors import ApiError, ErrorCode
+from .handlers import json_response
+from .instance import Instance
+from .logs import log
+
+_PER_EVENT_TIMEOUT_S = 5.0
+
+
+def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
+    """Send due outbox events; answers with the counts. Access is IAM's job (the function is private)."""
+    if request.method != "POST":
+        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use POST.", headers={"Allow": "POST"})
+    billing = instance.billing
+    if not billing.enabled or billing.client is None:
+        raise ApiError(ErrorCode.UNAVAILABLE, "Billing is not configured on this instance.")
+    if billing.outbox is None:
+        raise ApiError(ErrorCode.UNAVAILABLE, "The billing outbox is disabled (BILLING_OUTBOX=false).")
+    report = billing.outbox.replay(
+        billing.client, limit=instance.settings.replay_batch_size, per_event_timeout_s=_PER_EVENT_TIMEOUT_S
+    )
+    log("INFO", "billing_replayed", **report.to_dict())
+    return json_response(report.to_dict())

@@ -1,0 +1,172 @@
+"""Settings: one typed, immutable object built from the environment once per instance."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+CHARGE_BY_CHOICES = ("user_id", "team_id", "end_user_id")
+DEFAULT_LOCAL_MODEL = "local/demo"
+
+
+class SettingsError(ValueError):
+    """The environment holds a setting that cannot be used; every bad key is named."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LagoSettings:
+    """Where and how usage events go. ``enabled`` is False when any required value is missing."""
+
+    api_base: str = ""
+    api_key: str = field(default="", repr=False)
+    event_code: str = ""
+    charge_by: str = "user_id"
+    team_claim: str = "team_id"
+    flush_timeout_s: float = 3.0
+    plan_code: str = ""
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        pairs = (
+            ("LAGO_API_BASE", self.api_base),
+            ("LAGO_API_KEY", self.api_key),
+            ("LAGO_API_EVENT_CODE", self.event_code),
+        )
+        return tuple(name for name, value in pairs if not value)
+
+    @property
+    def enabled(self) -> bool:
+        return not self.missing
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the functions read from the environment, parsed and checked once."""
+
+    chat_models: tuple[str, ...]
+    max_tokens: int
+    max_body_bytes: int
+    max_messages: int
+    cors_origins: tuple[str, ...]
+    project_id: str
+    check_revoked: bool
+    allow_anonymous: bool
+    deployed: bool
+    llm_timeout_s: float
+    lago: LagoSettings
+    outbox_enabled: bool
+    replay_batch_size: int
+    budget_cents: int | None
+    usage_cache_s: float
+    local_model_delay_ms: int
+
+    @property
+    def default_model(self) -> str:
+        return self.chat_models[0]
+
+    @property
+    def uses_local_model(self) -> bool:
+        return any(m.startswith("local/") for m in self.chat_models)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings; raise ``SettingsError`` naming every malformed key at once."""
+        reader = _EnvReader(os.environ if env is None else env)
+        deployed = bool(reader.text("K_SERVICE"))
+        allow_anonymous = reader.flag("ALLOW_ANONYMOUS", False)
+        if allow_anonymous and deployed:
+            reader.errors.append("ALLOW_ANONYMOUS=true is refused on a deployed instance (K_SERVICE is set)")
+        models = reader.csv("CHAT_MODELS") or (DEFAULT_LOCAL_MODEL,)
+        charge_by = reader.text("LAGO_API_CHARGE_BY") or "user_id"
+        if charge_by not in CHARGE_BY_CHOICES:
+            reader.errors.append(f"LAGO_API_CHARGE_BY must be one of {', '.join(CHARGE_BY_CHOICES)}")
+        lago = LagoSettings(
+            api_base=reader.text("LAGO_API_BASE").rstrip("/"),
+            api_key=reader.text("LAGO_API_KEY"),
+            event_code=reader.text("LAGO_API_EVENT_CODE"),
+            charge_by=charge_by,
+            team_claim=reader.text("LAGO_TEAM_CLAIM") or "team_id",
+            flush_timeout_s=reader.number("LAGO_FLUSH_TIMEOUT_S", 3.0, low=0.1, high=60),
+            plan_code=reader.text("LAGO_PLAN_CODE"),
+        )
+        project = reader.text("GOOGLE_CLOUD_PROJECT") or reader.text("GCLOUD_PROJECT")
+        settings = cls(
+            chat_models=models,
+            max_tokens=reader.integer("CHAT_MAX_TOKENS", 4096, low=1),
+            max_body_bytes=reader.integer("CHAT_MAX_BODY_BYTES", 256 * 1024, low=1024),
+            max_messages=reader.integer("CHAT_MAX_MESSAGES", 200, low=1),
+            cors_origins=reader.csv("CORS_ORIGINS"),
+            project_id=project,
+            check_revoked=reader.flag("CHAT_CHECK_REVOKED", False),
+            allow_anonymous=allow_anonymous,
+            deployed=deployed,
+            llm_timeout_s=reader.number("CHAT_LLM_TIMEOUT_S", 60.0, low=0.1, high=3600),
+            lago=lago,
+            outbox_enabled=reader.flag("BILLING_OUTBOX", True),
+            replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 200, low=1),
+            budget_cents=reader.optional_integer("CHAT_BUDGET_CENTS"),
+            usage_cache_s=reader.number("CHAT_USAGE_CACHE_S", 10.0, low=0, high=3600),
+            local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),
+        )
+        if reader.errors:
+            raise SettingsError("; ".join(reader.errors))
+        return settings
+
+
+class _EnvReader:
+    """Parses values and collects every problem, so one start-up names them all."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.errors: list[str] = []
+
+    def text(self, key: str) -> str:
+        return self.env.get(key, "").strip()
+
+    def csv(self, key: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.text(key).split(",") if part.strip())
+
+    def flag(self, key: str, default: bool) -> bool:
+        raw = self.text(key).lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        self.errors.append(f"{key} must be true or false")
+        return default
+
+    def integer(self, key: str, default: int, *, low: int) -> int:
+        value = self.optional_integer(key)
+        if value is None:
+            return default
+        if value < low:
+            self.errors.append(f"{key} must be at least {low}")
+            return default
+        return value
+
+    def optional_integer(self, key: str) -> int | None:
+        raw = self.text(key)
+        if not raw:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            self.errors.append(f"{key} must be a whole number")
+            return None
+
+    def number(self, key: str, default: float, *, low: float, high: float) -> float:
+        raw = self.text(key)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.errors.append(f"{key} must be a number")
+            return default
+        if not low <= value <= high:
+            self.errors.append(f"{key} must be between {low} and {high}")
+            return default
+        return value

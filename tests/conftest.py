@@ -1,0 +1,158 @@
+"""Session fixtures: the real servers start once and every test drives them over HTTP.
+
+- ``fake_llm``: an OpenAI-wire provider; ``fake_lago``: Lago's events API; ``google_certs``:
+  Google's token certificates with keys of our own (stand-ins on 127.0.0.1, in this process).
+- ``auth_emulator`` (firebase-tools) and ``firestore_emulator`` (gcloud): real emulators.
+- ``chat_server``: ``functions-framework`` serving ``functions/main.py`` wired to all of them.
+  ``function_server(**env)`` starts another one with different settings (slower: a cold start).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.standins.google_certs import FakeGoogleCerts
+from tests.standins.lago import API_KEY as LAGO_KEY
+from tests.standins.lago import FakeLago
+from tests.standins.openai_llm import FakeOpenAI
+from tests.support.processes import ROOT, AuthEmulator, FirestoreEmulator, FunctionServer
+
+PROJECT_ID = "demo-chat-tests"
+OPENAI_KEY = "sk-test-provider-secret-do-not-log"
+EVENT_CODE = "llm_tokens"
+DEFAULT_MODEL = "openai/gpt-4o-mini"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.release.set()
+    server.server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_lago() -> Iterator[FakeLago]:
+    server = FakeLago().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _lago_plan_cleared(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "fake_lago" in request.fixturenames:
+        request.getfixturevalue("fake_lago").reset()
+
+
+@pytest.fixture(scope="session")
+def google_certs() -> FakeGoogleCerts:
+    return FakeGoogleCerts().start()
+
+
+@pytest.fixture(scope="session")
+def auth_emulator() -> Iterator[AuthEmulator]:
+    emulator = AuthEmulator(PROJECT_ID).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator() -> Iterator[FirestoreEmulator]:
+    emulator = FirestoreEmulator().start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def base_env(
+    fake_llm: FakeOpenAI, fake_lago: FakeLago, auth_emulator: AuthEmulator, firestore_emulator: FirestoreEmulator
+) -> dict[str, str]:
+    """The environment of a function server wired to every stand-in and emulator."""
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")
+    return {
+        **{key: os.environ[key] for key in keep if key in os.environ},
+        "GOOGLE_CLOUD_PROJECT": PROJECT_ID,
+        "FIREBASE_AUTH_EMULATOR_HOST": auth_emulator.host,
+        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
+        "CHAT_MODELS": f"{DEFAULT_MODEL},local/demo,openai/not-in-cost-map",
+        "OPENAI_API_BASE": fake_llm.base_url,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "LAGO_API_BASE": fake_lago.url,
+        "LAGO_API_KEY": LAGO_KEY,
+        "LAGO_API_EVENT_CODE": EVENT_CODE,
+        "LAGO_API_CHARGE_BY": "user_id",
+        "LAGO_FLUSH_TIMEOUT_S": "1.5",
+        "CHAT_LLM_TIMEOUT_S": "5",
+        "CORS_ORIGINS": "http://localhost:5002,https://chat.example.com",
+        "THREADS": "24",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def function_server(base_env: dict[str, str]) -> Iterator[Callable[..., FunctionServer]]:
+    """Start a function server with ``base_env`` changed by keyword arguments (None removes a key)."""
+    started: list[FunctionServer] = []
+
+    def start(target: str = "chat", wait: bool = True, **changes: str | None) -> FunctionServer:
+        env = dict(base_env)
+        for key, value in changes.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        server = FunctionServer(env, target)
+        started.append(server)
+        return server.start(wait=wait)
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def chat_server(function_server: Callable[..., FunctionServer]) -> FunctionServer:
+    return function_server()
+
+
+@pytest.fixture(scope="session")
+def prod_auth_server(function_server: Callable[..., FunctionServer], google_certs: FakeGoogleCerts) -> FunctionServer:
+    """A chat server on the production token path: signatures checked against ``google_certs``."""
+    return function_server(
+        FIREBASE_AUTH_EMULATOR_HOST=None,
+        TEST_ID_TOKEN_CERT_URI=google_certs.url,
+        PYTHONPATH=str(ROOT / "tests" / "support" / "cert_override"),
+    )
+
+
+class User:
+    def __init__(self, uid: str, token: str, email: str) -> None:
+        self.uid, self.token, self.email = uid, token, email
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def new_user(auth_emulator: AuthEmulator) -> Callable[[], User]:
+    """Sign up a fresh user in the Auth emulator (so each test's events are its own)."""
+
+    def make() -> User:
+        email = f"user{next(_counter)}-{uuid.uuid4().hex[:8]}@example.com"
+        uid, token = auth_emulator.sign_up(email)
+        return User(uid, token, email)
+
+    return make
+
+
+@pytest.fixture
+def user(new_user: Callable[[], User]) -> User:
+    return new_user()

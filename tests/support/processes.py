@@ -1,0 +1,222 @@
+"""The real servers the tests drive: functions-framework, the Auth and Firestore emulators."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+FIREBASE_BIN = ROOT / "node_modules" / ".bin" / "firebase"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Any, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``check`` until it is true (servers report readiness only by answering)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before it was ready")
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout} s")
+
+
+def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGCONT)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+class FunctionServer:
+    """``functions-framework --source functions/main.py --target NAME`` in its own process group."""
+
+    def __init__(self, env: dict[str, str], target: str = "chat") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.target = target
+        self.env = env
+        self._log = tempfile.NamedTemporaryFile(prefix=f"ff-{target}-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log_path = Path(self._log.name)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    def start(self, timeout: float = 60, wait: bool = True) -> FunctionServer:
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            [
+                str(VENV_BIN / "functions-framework"),
+                "--source",
+                "functions/main.py",
+                "--target",
+                self.target,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_until(
+            lambda: httpx.get(f"{self.url}/ready-probe", timeout=1).status_code > 0,
+            timeout,
+            f"functions-framework ({self.target})",
+            self.proc,
+        )
+
+    def pids(self) -> list[int]:
+        """The master and its workers (gunicorn forks), all in the server's process group."""
+        out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def signal(self, sig: int) -> None:
+        os.killpg(self.proc.pid, sig)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.logs().splitlines():
+            if line.startswith("{"):
+                try:
+                    lines.append(json.loads(line))
+                except ValueError:
+                    pass
+        return lines
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_group(self.proc)
+
+
+class AuthEmulator:
+    """The Firebase Auth emulator (firebase-tools from the project's node_modules), on a free port."""
+
+    def __init__(self, project_id: str) -> None:
+        self.project_id = project_id
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self._dir = Path(tempfile.mkdtemp(prefix="auth-emu-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AuthEmulator:
+        config = {
+            "emulators": {
+                "auth": {"host": "127.0.0.1", "port": self.port},
+                "ui": {"enabled": False},
+                "hub": {"host": "127.0.0.1", "port": free_port()},
+                "logging": {"host": "127.0.0.1", "port": free_port()},
+            }
+        }
+        (self._dir / "firebase.json").write_text(json.dumps(config))
+        log = (self._dir / "emulator.log").open("wb")
+        self.proc = subprocess.Popen(
+            [str(FIREBASE_BIN), "emulators:start", "--only", "auth", "--project", self.project_id],
+            cwd=self._dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true"},
+        )
+        wait_until(
+            lambda: httpx.get(f"http://{self.host}/", timeout=1).status_code == 200, 90, "Auth emulator", self.proc
+        )
+        return self
+
+    def sign_up(self, email: str, password: str = "correct horse 1") -> tuple[str, str]:
+        """A new user: ``(uid, ID token)``."""
+        response = httpx.post(
+            f"http://{self.host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake-api-key",
+            json={"email": email, "password": password, "returnSecureToken": True},
+            timeout=10,
+        )
+        response.raise_for_status()
+        body = response.json()
+        return body["localId"], body["idToken"]
+
+    def admin(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The emulator's admin REST API (``Bearer owner``), e.g. to disable a user."""
+        response = httpx.request(
+            method,
+            f"http://{self.host}/identitytoolkit.googleapis.com/v1/projects/{self.project_id}/{path}",
+            json=body,
+            headers={"Authorization": "Bearer owner"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_group(self.proc)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class FirestoreEmulator:
+    """gcloud's Firestore emulator (runs offline on Java 17)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> FirestoreEmulator:
+        self._log = tempfile.NamedTemporaryFile(prefix="firestore-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host}", "--quiet"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(
+            lambda: httpx.get(f"http://{self.host}/", timeout=1).status_code == 200,
+            120,
+            "Firestore emulator",
+            self.proc,
+        )
+        return self
+
+    def clear(self, project_id: str) -> None:
+        httpx.delete(f"http://{self.host}/emulator/v1/projects/{project_id}/databases/(default)/documents", timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_group(self.proc)

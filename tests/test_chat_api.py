@@ -1,0 +1,269 @@
+"""The chat function's HTTP contract, through a real functions-framework server."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+import pytest
+from httpx_sse import connect_sse
+
+from tests.conftest import DEFAULT_MODEL, OPENAI_KEY, User
+from tests.support.processes import FunctionServer
+
+CHAT = "/v1/chat/completions"
+
+
+def ask(text: str = "hello there") -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def post(server: FunctionServer, user: User | None, body: object, path: str = CHAT, **kwargs: object) -> httpx.Response:
+    headers = dict(user.headers) if user else {}
+    headers.update(kwargs.pop("headers", {}))  # type: ignore[arg-type]
+    content = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return httpx.post(server.url + path, content=content, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "code", "param"}
+    assert error["code"] == code
+    return error
+
+
+def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, user: User) -> None:
+    response = post(chat_server, user, {"model": DEFAULT_MODEL, "messages": ask("one two three")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "chat.completion"
+    assert body["model"] == DEFAULT_MODEL
+    assert body["id"].startswith("chatcmpl-")
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "word0 word1 word2 word3 word4"}
+    assert body["usage"] == {"prompt_tokens": 6, "completion_tokens": 5, "total_tokens": 11}
+
+
+def test_model_defaults_to_first_allowed_model(chat_server: FunctionServer, user: User, fake_llm) -> None:
+    response = post(chat_server, user, {"messages": ask("default model please")})
+    assert response.status_code == 200
+    assert response.json()["model"] == DEFAULT_MODEL
+    assert fake_llm.requests[-1]["model"] == "gpt-4o-mini"
+
+
+def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, user: User) -> None:
+    body = {"messages": ask("stream me"), "stream": True, "stream_options": {"include_usage": True}}
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
+    ):
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        data = [event.data for event in source.iter_sse()]
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in data[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == "word0 word1 word2 word3 word4"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 5
+
+
+def test_streaming_without_include_usage_sends_no_usage_chunk(chat_server: FunctionServer, user: User) -> None:
+    body = {"messages": ask("stream me"), "stream": True}
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
+    ):
+        data = [event.data for event in source.iter_sse()]
+    assert data[-1] == "[DONE]"
+    assert all(json.loads(d)["choices"] for d in data[:-1])
+
+
+def test_official_openai_client_works_json_and_stream(chat_server: FunctionServer, user: User) -> None:
+    client = openai.OpenAI(base_url=f"{chat_server.url}/v1", api_key=user.token, max_retries=0)
+    completion = client.chat.completions.create(model=DEFAULT_MODEL, messages=ask("hi"))
+    assert completion.choices[0].message.content == "word0 word1 word2 word3 word4"
+    assert completion.usage is not None and completion.usage.total_tokens == 9
+    stream = client.chat.completions.create(
+        model=DEFAULT_MODEL, messages=ask("hi"), stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "word0 word1 word2 word3 word4"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
+
+
+def test_hosting_rewrite_prefix_is_served(chat_server: FunctionServer, user: User) -> None:
+    response = post(chat_server, user, {"messages": ask()}, path="/api/v1/chat/completions")
+    assert response.status_code == 200
+
+
+def test_max_tokens_is_capped_by_settings(function_server, fake_llm, user: User) -> None:
+    server = function_server(CHAT_MAX_TOKENS="3")
+    response = post(server, user, {"messages": ask("#words:10"), "max_tokens": 50})
+    assert response.status_code == 200
+    assert fake_llm.requests[-1]["max_tokens"] == 3
+    assert response.json()["usage"]["completion_tokens"] == 3
+
+
+def test_user_field_does_not_reach_provider_or_billing(chat_server: FunctionServer, user: User, fake_llm) -> None:
+    response = post(chat_server, user, {"messages": ask(), "user": "someone-else"})
+    assert response.status_code == 200
+    assert "user" not in fake_llm.requests[-1]
+
+
+def test_local_demo_model_answers_without_a_provider(chat_server: FunctionServer, user: User) -> None:
+    response = post(chat_server, user, {"model": "local/demo", "messages": ask("ping")})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["choices"][0]["message"]["content"] == "This is the local demo model. You said: ping"
+    assert body["usage"]["completion_tokens"] > 0 and body["usage"]["prompt_tokens"] > 0
+
+
+# --- bad input: the documented 4xx JSON error, never a 500 ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"[1, 2]", 400, "invalid_request"),
+        ({"messages": []}, 400, "invalid_request"),
+        ({"messages": "hi"}, 400, "invalid_request"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, 400, "invalid_request"),
+        ({"messages": [{"role": "user", "content": 5}]}, 400, "invalid_request"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400, "invalid_request"),
+        ({"messages": ask(), "temperature": "hot"}, 400, "invalid_request"),
+        ({"messages": ask(), "temperature": 9}, 400, "invalid_request"),
+        ({"messages": ask(), "max_tokens": 0}, 400, "invalid_request"),
+        ({"messages": ask(), "stream": "yes"}, 400, "invalid_request"),
+        ({"messages": ask(), "stop": [1]}, 400, "invalid_request"),
+        ({"messages": ask(), "model": "gpt-9-secret"}, 404, "model_not_found"),
+        ({"messages": ask(), "model": 7}, 400, "invalid_request"),
+    ],
+)
+def test_bad_bodies_get_documented_4xx(chat_server: FunctionServer, user: User, body, status, code) -> None:
+    assert_error(post(chat_server, user, body), status, code)
+
+
+def test_text_content_parts_are_accepted(chat_server: FunctionServer, user: User) -> None:
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "a b"}]},
+    ]
+    assert post(chat_server, user, {"messages": messages}).status_code == 200
+
+
+def test_oversized_body_is_413(chat_server: FunctionServer, user: User) -> None:
+    body = {"messages": ask("x" * (300 * 1024))}
+    assert_error(post(chat_server, user, body), 413, "request_too_large")
+
+
+def test_too_many_messages_is_400(chat_server: FunctionServer, user: User) -> None:
+    assert_error(post(chat_server, user, {"messages": ask() * 201}), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_wrong_method_is_405(chat_server: FunctionServer, user: User, method: str) -> None:
+    response = httpx.request(method, chat_server.url + CHAT, headers=user.headers, timeout=10)
+    assert_error(response, 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("path", ["/", "/v1/completions", "/v1/chat/completions/extra", "/v2/chat/completions"])
+def test_wrong_path_is_404(chat_server: FunctionServer, user: User, path: str) -> None:
+    assert_error(post(chat_server, user, {"messages": ask()}, path=path), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Bearer not-a-jwt", "Bearer a.b.c", "token abc"],
+)
+def test_missing_or_garbled_authorization_is_401(chat_server: FunctionServer, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    assert_error(post(chat_server, None, {"messages": ask()}, headers=headers), 401, "invalid_api_key")
+
+
+def test_cors_preflight_allows_configured_origin(chat_server: FunctionServer) -> None:
+    response = httpx.options(
+        chat_server.url + "/api" + CHAT,
+        headers={
+            "Origin": "https://chat.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+        timeout=10,
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "https://chat.example.com"
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+    assert "POST" in response.headers["access-control-allow-methods"]
+
+
+def test_cors_preflight_refuses_other_origins(chat_server: FunctionServer) -> None:
+    response = httpx.options(chat_server.url + CHAT, headers={"Origin": "https://evil.example"}, timeout=10)
+    assert response.status_code == 403
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_headers_on_answers_and_errors(chat_server: FunctionServer, user: User) -> None:
+    origin = {"Origin": "http://localhost:5002"}
+    ok = post(chat_server, user, {"messages": ask()}, headers=origin)
+    bad = post(chat_server, None, {"messages": ask()}, headers=origin)
+    assert ok.headers["access-control-allow-origin"] == "http://localhost:5002"
+    assert bad.status_code == 401 and bad.headers["access-control-allow-origin"] == "http://localhost:5002"
+
+
+# --- provider failures map to OpenAI's statuses ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("directive", "status", "code"),
+    [
+        ("#status:429", 429, "rate_limit_exceeded"),
+        ("#status:500", 502, "upstream_error"),
+        ("#status:503", 503, "service_unavailable"),
+        ("#status:401", 502, "upstream_error"),
+        ("#status:400", 400, "invalid_request"),
+        ("#sleep:8", 504, "upstream_timeout"),
+    ],
+)
+def test_provider_errors_map_to_openai_statuses(
+    chat_server: FunctionServer, user: User, directive: str, status: int, code: str
+) -> None:
+    error = assert_error(post(chat_server, user, {"messages": ask(directive)}), status, code)
+    assert OPENAI_KEY not in json.dumps(error)
+
+
+def test_provider_error_before_stream_starts_is_a_json_error(chat_server: FunctionServer, user: User) -> None:
+    response = post(chat_server, user, {"messages": ask("#status:503"), "stream": True})
+    assert_error(response, 503, "service_unavailable")
+
+
+def test_stream_cut_midway_ends_with_one_error_event(chat_server: FunctionServer, user: User) -> None:
+    body = {"messages": ask("#cut:2 #words:6"), "stream": True}
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
+    ):
+        data = [event.data for event in source.iter_sse()]
+    assert "[DONE]" not in data
+    assert "error" in json.loads(data[-1])
+    assert all("error" not in json.loads(d) for d in data[:-1])
+
+
+def test_logs_are_json_lines_with_trace_and_no_secrets(chat_server: FunctionServer, user: User) -> None:
+    trace = "105445aa7843bc8bf206b12000100000/1;o=1"
+    post(
+        chat_server,
+        user,
+        {"messages": ask("#status:429 secret prompt words")},
+        headers={"X-Cloud-Trace-Context": trace},
+    )
+    logs = chat_server.logs()
+    lines = chat_server.log_lines()
+    failed = [line for line in lines if line["message"] == "llm_call_failed"]
+    assert failed and failed[-1]["severity"] == "WARNING"
+    assert failed[-1]["logging.googleapis.com/trace"].endswith("/traces/105445aa7843bc8bf206b12000100000")
+    assert user.uid not in logs and user.token not in logs
+    assert OPENAI_KEY not in logs and "secret prompt words" not in logs

@@ -7,6 +7,7 @@ is billed as partial in the generator's cleanup, which runs before the request e
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -104,7 +105,5 @@ def _close(stream: Any) -> None:
     for target in (getattr(stream, "completion_stream", None), stream):
         close = getattr(target, "close", None)
         if callable(close):
-            try:
+            with contextlib.suppress(Exception):  # best effort on a stream we are abandoning
                 close()
-            except Exception:  # noqa: BLE001, S110 - best effort on a stream we are abandoning
-                pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -53,10 +54,8 @@ class Request:
     def drop(self) -> None:
         """Close the connection with no (further) answer, as a crashed or reset peer would."""
         self.handler.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        except OSError:
-            pass
         self.handler.connection.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -49,10 +50,8 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(5)
 
 
@@ -116,10 +115,8 @@ class FunctionServer:
         lines = []
         for line in self.logs().splitlines():
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(ValueError):
                     lines.append(json.loads(line))
-                except ValueError:
-                    pass
         return lines
 
     def stop(self) -> None:

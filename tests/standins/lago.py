@@ -8,7 +8,7 @@
   ``plan("429:2")`` with ``X-RateLimit-Reset: 2``; ``plan("hang:5")`` waits 5 s then stores
   the event (the client has long given up); ``plan("reset")`` drops the connection;
   ``plan("slow:0.5")`` waits then answers normally; ``delay_for(subscription, seconds)`` slows
-  every event of one subscription. ``stop()`` / ``start()`` make the port refuse connections.
+  every event of one subscription; ``hold(subscription)`` keeps them until released. ``stop()`` / ``start()`` make the port refuse connections.
 - Every accepted event is recorded with its arrival time (``time.monotonic()`` of this process).
 """
 
@@ -26,7 +26,9 @@ from .http_server import Request, StandInServer
 
 API_KEY = "lago-test-key-do-not-log"
 
-# Lago OpenAPI 1.51.0, components.schemas.EventInput / EventInputObject.
+# Lago OpenAPI 1.51.0, components.schemas.EventInput / EventInputObject. The spec says
+# ``oneOf`` for property values, but an integer matches both "integer" and "number" there, and
+# Lago accepts integers: ``anyOf`` is what the server does.
 EVENT_INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["event"],
@@ -42,7 +44,7 @@ EVENT_INPUT_SCHEMA: dict[str, Any] = {
                 "precise_total_amount_cents": {"type": ["string", "null"]},
                 "properties": {
                     "type": ["object", "null"],
-                    "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "number"}]},
+                    "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}]},
                 },
             },
         }
@@ -67,6 +69,7 @@ class FakeLago:
         self.duplicates = 0
         self._plan: list[str] = []
         self._delays: dict[str, float] = {}
+        self._holds: dict[str, tuple[threading.Event, threading.Event]] = {}
         self._arrived = threading.Condition(self._lock)
         self.server = StandInServer([("POST", r"/api/v1/events", self._create_event)])
 
@@ -86,6 +89,9 @@ class FakeLago:
         with self._lock:
             self._plan.clear()
             self._delays.clear()
+            for _, release in self._holds.values():
+                release.set()
+            self._holds.clear()
 
     def plan(self, *steps: int | str) -> None:
         with self._lock:
@@ -94,6 +100,13 @@ class FakeLago:
     def delay_for(self, subscription_id: str, seconds: float) -> None:
         with self._lock:
             self._delays[subscription_id] = seconds
+
+    def hold(self, subscription_id: str) -> tuple[threading.Event, threading.Event]:
+        """Hold that subscription's events until released: ``(arrived, release)``."""
+        arrived, release = threading.Event(), threading.Event()
+        with self._lock:
+            self._holds[subscription_id] = (arrived, release)
+        return arrived, release
 
     def events(self, subscription_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -158,6 +171,10 @@ class FakeLago:
         delay = self._delays.get(event["external_subscription_id"])
         if delay:
             time.sleep(delay)
+        held = self._holds.get(event["external_subscription_id"])
+        if held:
+            held[0].set()
+            held[1].wait(30)
         self._store(request, event)
 
     def _store(self, request: Request, event: dict[str, Any]) -> None:

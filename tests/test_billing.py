@@ -1,0 +1,334 @@
+"""Exactly-once Lago billing that is finished before the response: through the real server."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from google.cloud import firestore
+from httpx_sse import connect_sse
+
+from tests.conftest import DEFAULT_MODEL, EVENT_CODE, PROJECT_ID, User
+from tests.standins.lago import FakeLago
+from tests.support.processes import FunctionServer
+
+CHAT = "/v1/chat/completions"
+
+
+def ask(text: str = "bill me please") -> dict[str, Any]:
+    return {"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": text}]}
+
+
+def stream_body(text: str = "bill me please", include_usage: bool = True) -> dict[str, Any]:
+    return {**ask(text), "stream": True, "stream_options": {"include_usage": include_usage}}
+
+
+@pytest.fixture(scope="session")
+def firestore_client(firestore_emulator) -> Iterator[firestore.Client]:
+    os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_emulator.host
+    client = firestore.Client(project=PROJECT_ID)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def outbox(firestore_client: firestore.Client) -> Callable[[str], list[dict[str, Any]]]:
+    """The outbox documents of one subscription (uid)."""
+
+    def documents(subscription_id: str) -> list[dict[str, Any]]:
+        docs = firestore_client.collection("billing_outbox").stream()
+        found = [{"id": d.id, **(d.to_dict() or {})} for d in docs]
+        return [d for d in found if d["event"]["external_subscription_id"] == subscription_id]
+
+    return documents
+
+
+@pytest.fixture(scope="module")
+def replay_server(function_server) -> FunctionServer:
+    return function_server(target="replay_billing")
+
+
+def replay(server: FunctionServer) -> dict[str, int]:
+    response = httpx.post(server.url + "/", timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def chat(server: FunctionServer, user: User, body: dict[str, Any], timeout: float = 30) -> httpx.Response:
+    return httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=timeout)
+
+
+# --- one event per call, in Lago before the last byte -----------------------------------------
+
+
+def test_json_call_is_billed_once_before_the_response(chat_server: FunctionServer, fake_lago: FakeLago, user: User):
+    response = chat(chat_server, user, ask("one two three"))
+    received_at = time.monotonic()
+    assert response.status_code == 200
+    events = fake_lago.events(user.uid)
+    assert len(events) == 1, "the event must be in Lago when the client has the response"
+    assert fake_lago.arrivals(user.uid)[0].arrived_at <= received_at
+    event = events[0]
+    assert event["transaction_id"] == response.json()["id"]
+    assert event["external_subscription_id"] == user.uid
+    assert event["code"] == EVENT_CODE
+    assert float(event["timestamp"]) == pytest.approx(time.time(), abs=30)
+    props = event["properties"]
+    assert (props["prompt_tokens"], props["completion_tokens"], props["total_tokens"]) == (6, 5, 11)
+    assert props["model"] == DEFAULT_MODEL
+    assert props["response_cost"] > 0
+    assert "partial" not in props
+
+
+def test_stream_is_billed_once_before_done(chat_server: FunctionServer, fake_lago: FakeLago, user: User) -> None:
+    seen_at_done: list[dict[str, Any]] | None = None
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(
+            client, "POST", chat_server.url + CHAT, json=stream_body("a b c", include_usage=False), headers=user.headers
+        ) as source,
+    ):
+        for sse in source.iter_sse():
+            if sse.data == "[DONE]":
+                seen_at_done = fake_lago.events(user.uid)
+            else:
+                call_id = json.loads(sse.data)["id"]
+    assert seen_at_done is not None and len(seen_at_done) == 1
+    event = seen_at_done[0]
+    assert event["transaction_id"] == call_id
+    assert event["properties"]["completion_tokens"] == 5
+    assert event["properties"]["prompt_tokens"] == 6
+    assert "partial" not in event["properties"]
+
+
+def test_each_request_bills_its_own_user(chat_server: FunctionServer, fake_lago: FakeLago, new_user) -> None:
+    alice, bob = new_user(), new_user()
+    chat(chat_server, alice, ask())
+    chat(chat_server, bob, {**ask(), "user": alice.uid})
+    assert len(fake_lago.events(alice.uid)) == 1
+    assert len(fake_lago.events(bob.uid)) == 1
+
+
+def test_failed_llm_call_bills_nothing_and_is_logged(chat_server: FunctionServer, fake_lago: FakeLago, user: User):
+    response = chat(chat_server, user, ask("#status:500"))
+    assert response.status_code == 502
+    assert fake_lago.events(user.uid) == []
+    failed = [line for line in chat_server.log_lines() if line["message"] == "llm_call_failed"]
+    assert any(line["call_id"] == response_call_id(line) for line in failed)
+    assert all("uid" not in line and len(line["uid_hash"]) == 16 for line in failed)
+
+
+def response_call_id(line: dict[str, Any]) -> str:
+    return line["call_id"]
+
+
+def test_model_missing_from_cost_map_is_billed_by_tokens_and_logged_once(
+    chat_server: FunctionServer, fake_lago: FakeLago, user: User
+) -> None:
+    for _ in range(2):
+        assert chat(chat_server, user, {**ask(), "model": "openai/not-in-cost-map"}).status_code == 200
+    events = fake_lago.events(user.uid)
+    assert len(events) == 2
+    assert all("response_cost" not in e["properties"] and e["properties"]["total_tokens"] == 11 for e in events)
+    unknown = [line for line in chat_server.log_lines() if line["message"] == "model_cost_unknown"]
+    assert len([line for line in unknown if line["model"] == "openai/not-in-cost-map"]) == 1
+
+
+def test_billed_from_the_response_when_litellm_drops_its_callback(function_server, fake_lago, user: User) -> None:
+    # LiteLLM drops logging tasks when its executor's queue is full; a cap of 0 drops them all.
+    server = function_server(LOGGING_EXECUTOR_MAX_PENDING_TASKS="0")
+    response = chat(server, user, ask("one two three"))
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(client, "POST", server.url + CHAT, json=stream_body(), headers=user.headers) as source,
+    ):
+        list(source.iter_sse())
+    events = fake_lago.events(user.uid)
+    assert len(events) == 2
+    assert events[0]["transaction_id"] == response.json()["id"]
+    assert events[0]["properties"]["total_tokens"] == 11 and events[0]["properties"]["response_cost"] > 0
+
+
+# --- the freeze: CPU stops the moment the client has its answer -------------------------------
+
+
+@pytest.fixture
+def freezable_server(function_server) -> Iterator[FunctionServer]:
+    server = function_server()
+    yield server
+    server.signal(signal.SIGCONT)
+    server.stop()
+
+
+def test_event_is_in_lago_when_the_instance_freezes(freezable_server: FunctionServer, fake_lago, user: User) -> None:
+    for body in (ask(), stream_body()):
+        with httpx.Client(timeout=30) as client:
+            response = client.post(freezable_server.url + CHAT, json=body, headers=user.headers)
+            freezable_server.signal(signal.SIGSTOP)
+            assert response.status_code == 200
+            count = len(fake_lago.events(user.uid))
+            freezable_server.signal(signal.SIGCONT)
+        assert count == (1 if body is not None and not body.get("stream") else 2)
+    assert fake_lago.duplicates == 0 or all(e["external_subscription_id"] != user.uid for e in fake_lago.events())
+
+
+# --- abandoned and broken streams are billed as partial ---------------------------------------
+
+
+def test_client_abandoning_a_stream_gets_one_partial_event(chat_server, fake_lago: FakeLago, user: User) -> None:
+    body = stream_body("#words:60 #gap:40")
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("POST", chat_server.url + CHAT, json=body, headers=user.headers) as response,
+    ):
+        lines = response.iter_lines()
+        received = [next(lines) for _ in range(6)]  # three data events and their blank lines
+    call_id = json.loads(received[0].removeprefix("data: "))["id"]
+    events = fake_lago.wait_for_events(user.uid, 1)
+    assert [e["transaction_id"] for e in events] == [call_id]
+    props = events[0]["properties"]
+    assert props["partial"] == "true"
+    assert 0 < props["completion_tokens"] < 60
+    assert props["prompt_tokens"] > 0
+
+
+def test_stream_failing_midway_is_billed_as_partial(chat_server, fake_lago: FakeLago, user: User) -> None:
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(
+            client, "POST", chat_server.url + CHAT, json=stream_body("#cut:3 #words:10"), headers=user.headers
+        ) as source,
+    ):
+        data = [sse.data for sse in source.iter_sse()]
+        events_at_error = fake_lago.events(user.uid)
+    assert "error" in json.loads(data[-1])
+    assert len(events_at_error) == 1
+    assert events_at_error[0]["properties"]["partial"] == "true"
+    assert events_at_error[0]["properties"]["completion_tokens"] >= 3
+
+
+# --- Lago faults: nothing lost, nothing twice, bounded time -----------------------------------
+
+
+@pytest.mark.parametrize("plan", [("500", "503"), ("429:0.2",), ("reset",), ("slow:0.3",)])
+def test_transient_lago_faults_are_retried_within_the_deadline(chat_server, fake_lago, user: User, plan) -> None:
+    fake_lago.plan(*plan)
+    started = time.monotonic()
+    response = chat(chat_server, user, ask())
+    assert response.status_code == 200
+    assert time.monotonic() - started < 1.5 + 1.0
+    events = fake_lago.events(user.uid)
+    assert [e["transaction_id"] for e in events] == [response.json()["id"]]
+
+
+def test_lago_hanging_past_the_deadline_defers_to_the_outbox(chat_server, fake_lago, user: User, outbox) -> None:
+    fake_lago.plan("hang:3")
+    started = time.monotonic()
+    response = chat(chat_server, user, ask())
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed < 1.5 + 5.5, "bounded by the billing deadline plus the outbox write"
+    docs = outbox(user.uid)
+    assert [d["id"] for d in docs] == [response.json()["id"]]
+    assert docs[0]["status"] == "pending"
+
+
+def test_lago_down_keeps_chat_working_and_replay_delivers_once(
+    chat_server, replay_server, fake_lago: FakeLago, user: User, outbox
+) -> None:
+    fake_lago.stop()
+    try:
+        responses = [chat(chat_server, user, ask()) for _ in range(3)]
+        with (
+            httpx.Client(timeout=30) as client,
+            connect_sse(client, "POST", chat_server.url + CHAT, json=stream_body(), headers=user.headers) as source,
+        ):
+            stream_id = json.loads(list(source.iter_sse())[0].data)["id"]
+    finally:
+        fake_lago.server.start()
+    assert all(r.status_code == 200 for r in responses)
+    ids = {r.json()["id"] for r in responses} | {stream_id}
+    stored = {d["id"]: d["event"] for d in outbox(user.uid)}
+    assert set(stored) == ids
+    assert fake_lago.events(user.uid) == []
+
+    report = replay(replay_server)
+    assert report["delivered"] >= 4
+    delivered = fake_lago.events(user.uid)
+    assert sorted(e["transaction_id"] for e in delivered) == sorted(ids)
+    for event in delivered:
+        assert event["timestamp"] == stored[event["transaction_id"]]["timestamp"]
+        assert event == stored[event["transaction_id"]]
+    assert outbox(user.uid) == []
+    replay(replay_server)
+    assert len(fake_lago.events(user.uid)) == 4
+
+
+def test_replay_of_an_event_lago_already_has_counts_as_delivered(
+    chat_server, replay_server, fake_lago: FakeLago, user: User, outbox
+) -> None:
+    fake_lago.plan("hang:2.5")  # Lago stores it after the function gave up on it
+    response = chat(chat_server, user, ask())
+    assert [d["id"] for d in outbox(user.uid)] == [response.json()["id"]]
+    fake_lago.wait_for_events(user.uid, 1)
+    before = fake_lago.duplicates
+    replay(replay_server)
+    assert fake_lago.duplicates == before + 1
+    assert len(fake_lago.events(user.uid)) == 1
+    assert outbox(user.uid) == []
+
+
+def test_event_lago_refuses_stays_visible_as_failed(chat_server, replay_server, fake_lago, user: User, outbox) -> None:
+    fake_lago.plan("400")
+    response = chat(chat_server, user, ask())
+    assert response.status_code == 200
+    docs = outbox(user.uid)
+    assert [(d["id"], d["status"]) for d in docs] == [(response.json()["id"], "failed")]
+    refused = [line for line in chat_server.log_lines() if line["message"] == "billing_event_refused"]
+    assert refused and refused[-1]["status"] == 400
+    replay(replay_server)
+    assert [d["status"] for d in outbox(user.uid)] == ["failed"]
+    assert fake_lago.events(user.uid) == []
+
+
+# --- concurrency ----------------------------------------------------------------------------
+
+
+def test_slow_lago_for_one_request_does_not_delay_the_others(function_server, fake_lago, new_user) -> None:
+    server = function_server(LAGO_FLUSH_TIMEOUT_S="20")
+    slow, others = new_user(), [new_user() for _ in range(19)]
+    arrived, release = fake_lago.hold(slow.uid)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        slow_response = pool.submit(chat, server, slow, ask())
+        assert arrived.wait(10), "the slow request's event reached Lago and is held there"
+        # Lago still holds the slow request's event: the others must finish regardless.
+        other_responses = list(pool.map(lambda u: chat(server, u, ask(), timeout=15), others))
+        assert not slow_response.done()
+        release.set()
+        assert slow_response.result().status_code == 200
+    assert all(r.status_code == 200 for r in other_responses)
+    assert all(len(fake_lago.events(u.uid)) == 1 for u in [slow, *others])
+
+
+def test_callback_registered_once_with_concurrent_first_requests(function_server, fake_lago, new_user) -> None:
+    server = function_server()
+    users = [new_user() for _ in range(10)]
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(lambda u: chat(server, u, ask()), users))
+    assert all(r.status_code == 200 for r in responses)
+    assert [line["message"] for line in server.log_lines()].count("lago_logging_enabled") == 1
+    for u, r in zip(users, responses, strict=True):
+        assert [e["transaction_id"] for e in fake_lago.events(u.uid)] == [r.json()["id"]]
+
+
+def test_missing_lago_config_disables_billing_loudly_on_a_deployed_instance(function_server) -> None:
+    server = function_server(LAGO_API_KEY=None, K_SERVICE="chat")
+    disabled = [line for line in server.log_lines() if line["message"] == "lago_logging_disabled"]
+    assert disabled == [{"severity": "WARNING", "message": "lago_logging_disabled", "missing": ["LAGO_API_KEY"]}]

@@ -25,6 +25,12 @@ def chat(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
+def usage(request: flask.Request) -> flask.Response:
+    """The signed-in user's usage in the current billing period, and their budget."""
+    return handlers.serve(request, instance, handlers.usage_route)
+
+
+@functions_framework.http
 def replay_billing(request: flask.Request) -> flask.Response:
     """Drains the billing outbox; private, invoked by Cloud Scheduler with OIDC."""
     return handlers.serve(request, instance, replay.replay_route)

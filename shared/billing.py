@@ -20,6 +20,7 @@ from litellm.integrations.lago import LagoLogger
 
 from .auth import Caller
 from .billing_event import CallUsage, LagoEvent, build_event, format_timestamp, usage_from_response
+from .budget import NO_RESERVATION, Reservation
 from .errors import ApiError, ErrorCode
 from .lago_client import LagoEventsClient, Outcome
 from .llm import CallContext
@@ -175,6 +176,16 @@ class BillingLedger:
         self._calls: list[CallContext] = []
         self._usage: dict[str, CallUsage] = {}
         self._failed: set[str] = set()
+        self._reservation = NO_RESERVATION
+
+    @property
+    def payer(self) -> str:
+        """Whom this request's calls are billed to (the Lago ``external_subscription_id``)."""
+        return self._subscription
+
+    def hold(self, reservation: Reservation) -> None:
+        """Keep the budget reservation until the flush settles it with the calls' real cost."""
+        self._reservation = reservation
 
     def start_call(self, model: str, messages: list[dict[str, Any]]) -> CallContext:
         """A new call id and time, registered so the callback's event can be matched to it."""
@@ -199,18 +210,26 @@ class BillingLedger:
         self._failed.add(call.call_id)
 
     def flush(self) -> None:
-        """Deliver this request's events now, within ``LAGO_FLUSH_TIMEOUT_S``; keep the rest in the outbox."""
+        """Deliver this request's events now, within ``LAGO_FLUSH_TIMEOUT_S``; keep the rest in the outbox.
+
+        Safe to call more than once (later calls bill only calls started since) and on failure paths.
+        """
         calls, self._calls = self._calls, []
+        events = [event for call in calls if (event := self._event(call)) is not None]
+        cost_cents = sum(float(e["properties"].get("response_cost", 0)) * 100 for e in events)
+        self._reservation.settle(cost_cents)
         if not self._billing.enabled:
             return
         deadline = time.monotonic() + self._billing.settings.flush_timeout_s
-        for call in calls:
-            collected = self._billing.pending.take(call.call_id)
-            usage = self._usage.pop(call.call_id, None)
-            if call.call_id in self._failed or (collected is None and usage is None):
-                continue  # failed or never answered: nothing to bill
-            event = collected or event_for(call, usage, self._billing.settings.event_code)  # type: ignore[arg-type]
+        for event in events:
             self._deliver(event, deadline)
+
+    def _event(self, call: CallContext) -> LagoEvent | None:
+        collected = self._billing.pending.take(call.call_id) if self._billing.enabled else None
+        usage = self._usage.pop(call.call_id, None)
+        if call.call_id in self._failed or (collected is None and usage is None):
+            return None  # failed or never answered: nothing to bill
+        return collected or event_for(call, usage, self._billing.settings.event_code)  # type: ignore[arg-type]
 
     def _deliver(self, event: LagoEvent, deadline: float) -> None:
         assert self._billing.client is not None

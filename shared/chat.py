@@ -27,12 +27,13 @@ def complete_json(request: ChatRequest, ledger: BillingLedger, timeout_s: float)
     call = ledger.start_call(request.model, request.messages)
     try:
         response = llm.complete(request, call, timeout_s)
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        ledger.succeeded(call, usage_from_response(response, request.model, cost=cost))
     except ApiError:
         ledger.failed(call)
         raise
-    cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-    ledger.succeeded(call, usage_from_response(response, request.model, cost=cost))
-    ledger.flush()
+    finally:
+        ledger.flush()
     body: dict[str, Any] = response.model_dump(exclude_none=True)
     body.update(id=call.call_id, object="chat.completion", model=request.model)
     return body
@@ -45,6 +46,7 @@ def open_event_stream(request: ChatRequest, ledger: BillingLedger, timeout_s: fl
         stream = llm.open_stream(request, call, timeout_s)
     except ApiError:
         ledger.failed(call)
+        ledger.flush()  # nothing to bill; releases the budget reservation
         raise
     return _sse(stream, request, call, ledger)
 

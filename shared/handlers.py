@@ -7,11 +7,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import flask
+import litellm
 
 from . import chat
 from .chat_request import parse_chat_request
 from .errors import ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
+from .lago_accounts import Account
 from .logs import bind_request, log, unbind_request
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
@@ -61,6 +63,17 @@ def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
     chat_request = parse_chat_request(raw, settings)
     ledger = instance.billing.ledger(caller)
+    if instance.accounts is not None:
+        instance.accounts.ensure_subscription(ledger.payer, caller)
+    if instance.budget is not None:
+        ledger.hold(
+            instance.budget.reserve(
+                ledger.payer,
+                chat_request.model,
+                litellm.token_counter(model=chat_request.model, messages=chat_request.messages),
+                chat_request.params["max_tokens"],
+            )
+        )
     if chat_request.stream:
         lines = chat.open_event_stream(chat_request, ledger, settings.llm_timeout_s)
         return flask.Response(
@@ -70,6 +83,37 @@ def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
         )
     body = chat.complete_json(chat_request, ledger, settings.llm_timeout_s)
     return flask.Response(json.dumps(body), mimetype="application/json")
+
+
+def usage_route(request: flask.Request, instance: Instance) -> flask.Response:
+    """``GET``: the caller's usage in the current billing period, and their budget."""
+    if request.method == "OPTIONS":
+        return _preflight(request, instance.settings.cors_origins, "GET, OPTIONS")
+    if request.method != "GET":
+        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use GET.", headers={"Allow": "GET, OPTIONS"})
+    caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    if instance.accounts is None:
+        raise ApiError(ErrorCode.UNAVAILABLE, "Usage is not available: billing is not configured.")
+    payer = instance.billing.subscription_for(caller)
+    account = instance.accounts.account(payer)
+    if account is None:
+        raise ApiError(ErrorCode.UNAVAILABLE, "Usage is unavailable right now; try again shortly.")
+    return json_response(usage_body(account, instance.budget.remaining(payer) if instance.budget else None))
+
+
+def usage_body(account: Account, budget: tuple[int, int] | None) -> dict[str, Any]:
+    return {
+        "object": "usage",
+        "period": {"from": account.from_datetime, "to": account.to_datetime},
+        "currency": account.currency,
+        "amount_cents": account.amount_cents,
+        "total_amount_cents": account.total_amount_cents,
+        "models": [
+            {"model": m.model, "tokens": m.tokens, "amount_cents": m.amount_cents, "requests": m.events}
+            for m in account.models
+        ],
+        "budget": {"limit_cents": budget[0], "remaining_cents": budget[1]} if budget else None,
+    }
 
 
 def read_body(request: flask.Request, limit: int) -> bytes:

@@ -7,6 +7,8 @@ functions-framework's server forks. What it makes lives as long as the instance:
 - ``verifier``: the firebase-admin app that verifies ID tokens (initialised on first use);
 - ``billing``: the Lago callback registered on LiteLLM, the keep-alive Lago HTTP client and the
   Firestore outbox (its gRPC client made on first use, after the fork);
+- ``accounts`` / ``budget``: Lago customers, subscriptions and usage (cached per payer), and the
+  per-payer spending limits with their reservations;
 - the embedded local model, registered with LiteLLM when configured.
 
 If the settings are unusable the instance still starts (no crash loop) and every request is
@@ -22,7 +24,9 @@ from dataclasses import dataclass
 
 from .auth import TokenVerifier
 from .billing import Billing
+from .budget import BudgetGuard
 from .errors import ApiError, ErrorCode
+from .lago_accounts import LagoAccounts
 from .logs import configure, log
 from .settings import Settings, SettingsError
 
@@ -32,6 +36,8 @@ class Instance:
     settings: Settings
     verifier: TokenVerifier
     billing: Billing
+    accounts: LagoAccounts | None = None  # when Lago is configured
+    budget: BudgetGuard | None = None  # when CHAT_BUDGET_CENTS is set and Lago is configured
 
 
 @dataclass(frozen=True)
@@ -84,5 +90,19 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
         outbox_enabled=settings.outbox_enabled,
         deployed=settings.deployed,
     )
-    log("INFO", "instance_started", models=list(settings.chat_models), billing=billing.enabled)
-    return Instance(settings, verifier, billing)
+    accounts = budget = None
+    if billing.enabled:
+        lago = settings.lago
+        accounts = LagoAccounts(lago.api_base, lago.api_key, plan_code=lago.plan_code, cache_s=settings.usage_cache_s)
+        if settings.budget_cents is not None:
+            budget = BudgetGuard(accounts, settings.budget_cents)
+    elif settings.budget_cents is not None:
+        log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS needs Lago (LAGO_API_*) to read usage")
+    log(
+        "INFO",
+        "instance_started",
+        models=list(settings.chat_models),
+        billing=billing.enabled,
+        budget=budget is not None,
+    )
+    return Instance(settings, verifier, billing, accounts, budget)

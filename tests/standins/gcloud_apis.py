@@ -21,6 +21,7 @@ import itertools
 import json
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ ROUTES: list[tuple[str, str, str, str]] = [
     ("GET", "cloudresourcemanager", rf"v1/{_P}", "get_project"),
     ("GET", "iam", rf"v1/{_P}/serviceAccounts/(?P<email>{_ID})", "get_service_account"),
     ("POST", "iam", rf"v1/{_P}/serviceAccounts", "create_service_account"),
-    ("GET", "secretmanager", rf"v1/{_P}/secrets/(?P<secret>{_ID})", "get_secret"),
+    ("GET", "secretmanager", rf"v1/{_P}/secrets", "list_secrets"),
     ("GET", "cloudscheduler", rf"v1/{_L}/jobs/(?P<job>{_ID})", "get_job"),
     ("POST", "cloudscheduler", rf"v1/{_L}/jobs", "create_job"),
     ("PATCH", "cloudscheduler", rf"v1/{_L}/jobs/(?P<job>{_ID})", "patch_job"),
@@ -99,10 +100,16 @@ def _not_found(what: str) -> ApiError:
     return ApiError(404, "NOT_FOUND", f"{what} was not found")
 
 
+def _camel(key: str) -> str:
+    """``service_config`` -> ``serviceConfig``: gcloud sends some update masks in snake case."""
+    head, *rest = key.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 def _apply_update_mask(body: dict, target: dict, mask: str) -> None:
-    """Copies each masked field (``a.b.c``) from body into target; a field absent in body is cleared."""
+    """Copies each masked field (``a.b.c``) from body into target; a field absent from body is cleared."""
     for path in filter(None, mask.split(",")):
-        *parents, leaf = path.split(".")
+        *parents, leaf = (_camel(key) for key in path.split("."))
         src, dst = body, target
         for key in parents:
             src, dst = src.get(key, {}), dst.setdefault(key, {})
@@ -162,10 +169,6 @@ class GoogleApis:
 
     # ---- for assertions -------------------------------------------------------------------------
 
-    def calls(self, api: str, method: str | None = None, contains: str = "") -> list[Recorded]:
-        with self._lock:
-            return [r for r in self.requests if r.api == api and method in (None, r.method) and contains in r.path]
-
     def function(self, name: str) -> dict:
         """The stored function whose short name is ``name``."""
         (function,) = (f for full, f in self.functions.items() if full.endswith(f"/functions/{name}"))
@@ -189,7 +192,7 @@ class GoogleApis:
 
     # ---- dispatch ------------------------------------------------------------------------------
 
-    def _route(self, api: str, name: str):  # noqa: ANN202 - a StandInServer handler
+    def _route(self, api: str, name: str) -> Callable[[Request], None]:
         def serve(request: Request) -> None:
             path = request.path.split(f"/{api}/", 1)[1]
             body: Any = request.body
@@ -305,10 +308,9 @@ class GoogleApis:
 
     # ---- secret manager ------------------------------------------------------------------------
 
-    def get_secret(self, req: Recorded, project: str, secret: str) -> dict:
-        if secret not in self.secrets:
-            raise _not_found(f"Secret [projects/{PROJECT_NUMBER}/secrets/{secret}]")
-        return {"name": f"projects/{PROJECT_NUMBER}/secrets/{secret}", "replication": {"automatic": {}}}
+    def list_secrets(self, req: Recorded, project: str) -> dict:
+        names = sorted(self.secrets)
+        return {"secrets": [{"name": f"projects/{PROJECT_NUMBER}/secrets/{n}"} for n in names], "totalSize": len(names)}
 
     # ---- IAM policies, one shape for every API -------------------------------------------------
 

@@ -70,8 +70,21 @@ class FakeLago:
         self._plan: list[str] = []
         self._delays: dict[str, float] = {}
         self._holds: dict[str, tuple[threading.Event, threading.Event]] = {}
+        self._extra_usage: dict[str, int] = {}
         self._arrived = threading.Condition(self._lock)
-        self.server = StandInServer([("POST", r"/api/v1/events", self._create_event)])
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.account_requests: list[str] = []
+        self._account_plan: list[str] = []
+        self.server = StandInServer(
+            [
+                ("POST", r"/api/v1/events", self._create_event),
+                ("POST", r"/api/v1/customers", self._create_customer),
+                ("GET", r"/api/v1/customers/(?P<customer>[^/]+)", self._find_customer),
+                ("GET", r"/api/v1/customers/(?P<customer>[^/]+)/current_usage", self._current_usage),
+                ("POST", r"/api/v1/subscriptions", self._create_subscription),
+            ]
+        )
 
     def start(self) -> FakeLago:
         self.server.start()
@@ -88,6 +101,7 @@ class FakeLago:
     def reset(self) -> None:
         with self._lock:
             self._plan.clear()
+            self._account_plan.clear()
             self._delays.clear()
             for _, release in self._holds.values():
                 release.set()
@@ -96,6 +110,22 @@ class FakeLago:
     def plan(self, *steps: int | str) -> None:
         with self._lock:
             self._plan.extend(str(step) for step in steps)
+
+    def plan_accounts(self, *steps: int | str) -> None:
+        """Faults for the customers, subscriptions and usage routes (same steps as ``plan``)."""
+        with self._lock:
+            self._account_plan.extend(str(step) for step in steps)
+
+    def set_budget(self, customer_id: str, cents: int) -> None:
+        """Put a per-customer budget in the customer's metadata, as an operator would in Lago."""
+        with self._lock:
+            customer = self.customers.setdefault(customer_id, _customer({"external_id": customer_id}))
+            customer["metadata"] = [_metadata("chat_budget_cents", str(cents))]
+
+    def add_usage(self, subscription_id: str, cents: int) -> None:
+        """Usage that came from elsewhere (another instance, an earlier day of the period)."""
+        with self._lock:
+            self._extra_usage[subscription_id] = self._extra_usage.get(subscription_id, 0) + cents
 
     def delay_for(self, subscription_id: str, seconds: float) -> None:
         with self._lock:
@@ -215,3 +245,192 @@ class FakeLago:
                 }
             },
         )
+
+    # --- customers, subscriptions, current usage (Lago OpenAPI 1.51.0 shapes) ---------------
+    def _account_fault(self, request: Request) -> bool:
+        with self._lock:
+            self.account_requests.append(f"{request.method} {request.path}")
+            step = self._account_plan.pop(0) if self._account_plan else None
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            request.send_json(401, {"status": 401, "error": "Unauthorized"})
+            return True
+        if step is None:
+            return False
+        kind, _, arg = step.partition(":")
+        if kind == "reset":
+            request.drop()
+            return True
+        if kind in ("hang", "slow"):
+            time.sleep(float(arg or 1))
+            if kind == "slow":
+                return False
+            request.drop()
+            return True
+        request.send_json(int(kind), {"status": int(kind), "error": "Internal Server Error"})
+        return True
+
+    def _create_customer(self, request: Request) -> None:
+        if self._account_fault(request):
+            return
+        body = (request.json() or {}).get("customer") or {}
+        if not isinstance(body.get("external_id"), str):
+            request.send_json(400, {"status": 400, "error": "Bad request", "code": "bad_request"})
+            return
+        with self._lock:  # create or update, as Lago does
+            customer = self.customers.get(body["external_id"]) or _customer(body)
+            customer.update({k: v for k, v in body.items() if k in ("email", "name")})
+            self.customers[body["external_id"]] = customer
+        request.send_json(200, {"customer": customer})
+
+    def _find_customer(self, request: Request) -> None:
+        if self._account_fault(request):
+            return
+        customer = self.customers.get(request.params["customer"])
+        if customer is None:
+            request.send_json(404, {"status": 404, "error": "Not Found", "code": "customer_not_found"})
+            return
+        request.send_json(200, {"customer": customer})
+
+    def _create_subscription(self, request: Request) -> None:
+        if self._account_fault(request):
+            return
+        body = (request.json() or {}).get("subscription") or {}
+        if not all(isinstance(body.get(k), str) for k in ("external_customer_id", "plan_code", "external_id")):
+            request.send_json(400, {"status": 400, "error": "Bad request", "code": "bad_request"})
+            return
+        with self._lock:
+            if body["external_customer_id"] not in self.customers:
+                request.send_json(404, {"status": 404, "error": "Not Found", "code": "customer_not_found"})
+                return
+            if body["external_id"] in self.subscriptions:
+                request.send_json(
+                    422,
+                    {
+                        "status": 422,
+                        "error": "Unprocessable Entity",
+                        "code": "validation_errors",
+                        "error_details": {"external_id": ["value_already_exist"]},
+                    },
+                )
+                return
+            subscription = _subscription(body, self.customers[body["external_customer_id"]])
+            self.subscriptions[body["external_id"]] = subscription
+        request.send_json(200, {"subscription": subscription})
+
+    def _current_usage(self, request: Request) -> None:
+        if self._account_fault(request):
+            return
+        customer_id = request.params["customer"]
+        query = dict(part.split("=", 1) for part in request.query.split("&") if "=" in part)
+        subscription_id = query.get("external_subscription_id", "")
+        subscription = self.subscriptions.get(subscription_id)
+        if customer_id not in self.customers or subscription is None:
+            request.send_json(404, {"status": 404, "error": "Not Found", "code": "customer_not_found"})
+            return
+        request.send_json(200, {"customer_usage": self._usage_for(subscription_id)})
+
+    def _usage_for(self, subscription_id: str) -> dict[str, Any]:
+        """Usage priced at cost (``response_cost`` summed, in cents), tokens grouped by model."""
+        events = self.events(subscription_id)
+        by_model: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            by_model.setdefault(str(event["properties"].get("model")), []).append(event)
+        groups = [
+            {
+                "amount_cents": round(sum(float(e["properties"].get("response_cost", 0)) for e in group) * 100),
+                "events_count": len(group),
+                "units": str(sum(int(e["properties"].get("total_tokens", 0)) for e in group)),
+                "total_aggregated_units": str(sum(int(e["properties"].get("total_tokens", 0)) for e in group)),
+                "grouped_by": {"model": model},
+                "filters": [],
+            }
+            for model, group in sorted(by_model.items())
+        ]
+        amount = sum(g["amount_cents"] for g in groups) + self._extra_usage.get(subscription_id, 0)
+        now = time.gmtime()
+        return {
+            "from_datetime": time.strftime("%Y-%m-01T00:00:00Z", now),
+            "to_datetime": time.strftime("%Y-%m-28T23:59:59Z", now),
+            "issuing_date": time.strftime("%Y-%m-28", now),
+            "lago_invoice_id": None,
+            "currency": "USD",
+            "amount_cents": amount,
+            "taxes_amount_cents": 0,
+            "total_amount_cents": amount,
+            "charges_usage": [
+                {
+                    "units": str(sum(float(g["units"]) for g in groups)),
+                    "total_aggregated_units": str(sum(float(g["units"]) for g in groups)),
+                    "events_count": len(events),
+                    "amount_cents": sum(g["amount_cents"] for g in groups),
+                    "amount_currency": "USD",
+                    "charge": {"lago_id": str(uuid.uuid4()), "charge_model": "standard", "invoice_display_name": None},
+                    "billable_metric": {
+                        "lago_id": str(uuid.uuid4()),
+                        "name": "LLM tokens",
+                        "code": "llm_tokens",
+                        "aggregation_type": "sum_agg",
+                    },
+                    "filters": [],
+                    "grouped_usage": groups,
+                }
+            ],
+        }
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _metadata(key: str, value: str) -> dict[str, Any]:
+    return {
+        "lago_id": str(uuid.uuid4()),
+        "key": key,
+        "value": value,
+        "display_in_invoice": False,
+        "created_at": _now_iso(),
+    }
+
+
+def _customer(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "lago_id": str(uuid.uuid4()),
+        "sequential_id": 1,
+        "slug": "cust",
+        "external_id": body["external_id"],
+        "applicable_timezone": "UTC",
+        "created_at": _now_iso(),
+        "updated_at": _now_iso(),
+        "email": body.get("email"),
+        "name": body.get("name"),
+        "currency": "USD",
+        "metadata": [],
+    }
+
+
+def _subscription(body: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
+    now = _now_iso()
+    return {
+        "lago_id": str(uuid.uuid4()),
+        "external_id": body["external_id"],
+        "lago_customer_id": customer["lago_id"],
+        "external_customer_id": body["external_customer_id"],
+        "billing_time": "calendar",
+        "name": None,
+        "plan_code": body["plan_code"],
+        "status": "active",
+        "created_at": now,
+        "canceled_at": None,
+        "started_at": now,
+        "ending_at": None,
+        "subscription_at": now,
+        "terminated_at": None,
+        "previous_plan_code": None,
+        "next_plan_code": None,
+        "downgrade_plan_date": None,
+        "trial_ended_at": None,
+        "current_billing_period_started_at": now,
+        "current_billing_period_ending_at": None,
+        "on_termination_credit_note": None,
+        "on_termination_invoice": "generate",
+    }

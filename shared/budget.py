@@ -1,0 +1,100 @@
+"""Per-payer spending limits for the current billing period, enforced before the model is called.
+
+Spent = Lago's current usage + this instance's calls settled since that usage was read + the
+calls in flight here (reserved at their worst-case cost). A call is let through only if its
+reservation fits under the limit, so concurrent requests of one payer on one instance cannot
+all slip past it. Across instances each only knows its own calls in flight: the overshoot is
+bounded by (other instances' concurrent calls x one call's worst case) plus Lago's ingestion lag.
+
+Amounts are in cents of the model cost LiteLLM computes (the Lago plan is expected to price the
+``response_cost`` it receives at cost; see the README). Lago being unreachable lets calls
+through (logged): chat keeps working and every call is still billed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .billing_event import price
+from .errors import ApiError, ErrorCode
+from .lago_accounts import LagoAccounts
+from .logs import log, uid_hash
+
+
+@dataclass
+class _Ledger:
+    reserved: float = 0.0
+    settled: list[tuple[float, float]] = field(default_factory=list)  # (when, cents)
+
+
+class Reservation:
+    """A call's worst-case cost held against the payer's budget until ``settle``."""
+
+    def __init__(self, guard: BudgetGuard | None, payer: str, cents: float) -> None:
+        self._guard, self._payer, self.cents = guard, payer, cents
+        self._open = guard is not None
+
+    def settle(self, actual_cents: float) -> None:
+        if self._open and self._guard is not None:
+            self._open = False
+            self._guard._settle(self._payer, self.cents, actual_cents)
+
+
+NO_RESERVATION = Reservation(None, "", 0.0)
+
+
+class BudgetGuard:
+    """Per instance: the payers' reservations and recent spending."""
+
+    def __init__(self, accounts: LagoAccounts, default_limit_cents: int) -> None:
+        self._accounts = accounts
+        self._default_limit = default_limit_cents
+        self._lock = threading.Lock()
+        self._ledgers: dict[str, _Ledger] = {}
+
+    def reserve(self, payer: str, model: str, prompt_tokens: int, max_tokens: int) -> Reservation:
+        """Hold the call's worst case, or raise a 402 when the payer's limit is reached."""
+        estimate = (price(model, prompt_tokens, max_tokens) or 0.0) * 100
+        account = self._accounts.account(payer)
+        limit = account.budget_cents if account and account.budget_cents is not None else self._default_limit
+        with self._lock:
+            ledger = self._ledgers.setdefault(payer, _Ledger())
+            if account is not None:  # spending Lago has seen by now is in its usage already
+                ledger.settled = [(t, c) for t, c in ledger.settled if t >= account.fetched_at]
+            lago = account.amount_cents if account else 0
+            spent = lago + sum(c for _, c in ledger.settled) + ledger.reserved
+            if spent >= limit or spent + estimate > limit:
+                log(
+                    "INFO",
+                    "budget_exceeded",
+                    payer_hash=uid_hash(payer),
+                    limit_cents=limit,
+                    spent_cents=math.ceil(spent),
+                )
+                raise ApiError(
+                    ErrorCode.BUDGET_EXCEEDED,
+                    "You have reached your usage limit for this billing period.",
+                )
+            ledger.reserved += estimate
+        return Reservation(self, payer, estimate)
+
+    def _settle(self, payer: str, reserved: float, actual: float) -> None:
+        with self._lock:
+            ledger = self._ledgers.setdefault(payer, _Ledger())
+            ledger.reserved = max(0.0, ledger.reserved - reserved)
+            if actual > 0:
+                ledger.settled.append((time.monotonic(), actual))
+
+    def remaining(self, payer: str) -> tuple[int, int] | None:
+        """``(limit, remaining)`` in cents for the usage view; None without an account."""
+        account = self._accounts.account(payer)
+        if account is None:
+            return None
+        limit = account.budget_cents if account.budget_cents is not None else self._default_limit
+        with self._lock:
+            ledger = self._ledgers.get(payer, _Ledger())
+            local = sum(c for t, c in ledger.settled if t >= account.fetched_at) + ledger.reserved
+        return limit, max(0, math.floor(limit - account.amount_cents - local))

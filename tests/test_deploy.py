@@ -1,0 +1,373 @@
+"""deploy.sh, run for real: the installed gcloud against a local stand-in of the Google APIs.
+
+The module's fixture deploys twice into one fake project (a first deploy, then a re-run with
+changed settings); the tests read what gcloud sent and what the fake project ended up holding.
+The other tests need no API (bad settings, --dry-run, --help, shellcheck) or only a refusal.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.standins.gcloud_apis import GoogleApis, Recorded
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy.sh"
+GCLOUD = shutil.which("gcloud")
+PROJECT = "demo-deploy"
+REGION = "europe-west1"
+SA = f"chat-functions@{PROJECT}.iam.gserviceaccount.com"
+SA_MEMBER = f"serviceAccount:{SA}"
+SECRETS = ("LAGO_API_BASE", "LAGO_API_KEY", "LAGO_API_EVENT_CODE", "OPENAI_API_KEY")
+FUNCTIONS = ("chat", "usage", "replay_billing")
+MODELS = "openai/gpt-4o-mini,anthropic/claude-3-5-haiku-latest"
+SETTINGS = {
+    "PROJECT_ID": PROJECT,
+    "REGION": REGION,
+    "CHAT_MODELS": MODELS,
+    "CORS_ORIGINS": "https://app.example,https://admin.example",
+    "DEPLOY_PROVIDER_SECRETS": "OPENAI_API_KEY",
+    "LAGO_PLAN_CODE": "starter",
+    "CHAT_MAX_TOKENS": "2048",
+    "CHAT_BUDGET_CENTS": "500",
+    "MIN_INSTANCES": "1",
+    "MAX_INSTANCES": "7",
+    "CONCURRENCY": "16",
+    "MEMORY": "2Gi",
+    "CPU": "2",
+    "TIMEOUT": "120s",
+}
+RUN_TIMEOUT_S = 240
+
+needs_gcloud = pytest.mark.skipif(GCLOUD is None, reason="gcloud (Google Cloud SDK) is not installed")
+
+
+def base_env(tmp: Path) -> dict[str, str]:
+    """A clean environment: no proxy, gcloud or deploy settings leak in from the caller's."""
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    return env | {"DEPLOY_ENV_FILE": str(tmp / "absent.env"), "CLOUDSDK_CONFIG": str(tmp / "gcloud-config")}
+
+
+def run_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(DEPLOY), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
+
+
+@pytest.fixture
+def tripwire_gcloud(tmp_path: Path) -> tuple[str, Path]:
+    """A ``GCLOUD`` that records that it ran: for the paths that must call no gcloud at all."""
+    marker = tmp_path / "gcloud-was-called"
+    script = tmp_path / "tripwire-gcloud"
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{marker}"\nexit 1\n')
+    script.chmod(0o755)
+    return str(script), marker
+
+
+@dataclass
+class Deployment:
+    apis: GoogleApis
+    first: subprocess.CompletedProcess[str]
+    second: subprocess.CompletedProcess[str]
+    first_requests: list[Recorded]
+    second_requests: list[Recorded]
+    after_first: dict[str, dict]  # functions as the first deploy left them
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    if GCLOUD is None:
+        pytest.skip("gcloud (Google Cloud SDK) is not installed")
+    tmp = tmp_path_factory.mktemp("deploy")
+    apis = GoogleApis(secrets=SECRETS).start()
+    try:
+        env = base_env(tmp) | SETTINGS
+        apis.write_gcloud_config(Path(env["CLOUDSDK_CONFIG"]), "some-other-project")
+        first = run_deploy(env)
+        assert first.returncode == 0, first.stderr
+        first_requests = list(apis.requests)
+        after_first = {name: copy.deepcopy(apis.function(name)) for name in FUNCTIONS}
+        changed = {"CHAT_MODELS": "openai/gpt-4o-mini,openai/gpt-4o", "SCHEDULE": "*/10 * * * *"}
+        second = run_deploy(env | changed)
+        second_requests = apis.requests[len(first_requests) :]
+        yield Deployment(apis, first, second, first_requests, second_requests, after_first)
+    finally:
+        apis.stop()
+
+
+def _only(requests: list[Recorded], method: str, api: str, contains: str) -> list[Recorded]:
+    return [r for r in requests if r.method == method and r.api == api and contains in r.path]
+
+
+# ---- a first deploy ---------------------------------------------------------------------------------
+
+
+def test_deploy_reaches_only_apis_the_standin_serves(deployment: Deployment) -> None:
+    assert deployment.apis.server.unknown == []
+    assert deployment.second.returncode == 0, deployment.second.stderr
+
+
+def test_deploy_creates_each_function_with_its_entry_point_on_python311(deployment: Deployment) -> None:
+    creates = _only(deployment.first_requests, "POST", "cloudfunctions", f"locations/{REGION}/functions")
+    created = {r.query["functionId"][0]: r.body for r in creates if "functionId" in r.query}
+    assert sorted(created) == sorted(FUNCTIONS)
+    for name, body in created.items():
+        assert body["buildConfig"]["entryPoint"] == name
+        assert body["buildConfig"]["runtime"] == "python311"
+        assert body["name"] == f"projects/{PROJECT}/locations/{REGION}/functions/{name}"
+
+
+def test_deploy_passes_settings_as_env_vars_with_commas_intact(deployment: Deployment) -> None:
+    expected = {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "CHAT_MODELS": MODELS,
+        "CORS_ORIGINS": "https://app.example,https://admin.example",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LAGO_API_CHARGE_BY": "user_id",
+        "LAGO_FLUSH_TIMEOUT_S": "3",
+        "LAGO_PLAN_CODE": "starter",
+        "CHAT_MAX_TOKENS": "2048",
+        "CHAT_BUDGET_CENTS": "500",
+        "SECRETS": " ".join(SECRETS),
+    }
+    for name in FUNCTIONS:
+        assert deployment.after_first[name]["serviceConfig"]["environmentVariables"] == expected, name
+
+
+def test_deploy_sizes_and_runs_functions_as_the_runtime_service_account(deployment: Deployment) -> None:
+    for name in FUNCTIONS:
+        service = deployment.after_first[name]["serviceConfig"]
+        assert service["serviceAccountEmail"] == SA
+        assert service["maxInstanceRequestConcurrency"] == 16
+        assert service["minInstanceCount"] == 1
+        assert service["maxInstanceCount"] == 7
+        assert service["availableMemory"] == "2Gi"
+        assert service["availableCpu"] == "2"
+        assert service["timeoutSeconds"] == 120
+        assert "secretEnvironmentVariables" not in service  # the code reads Secret Manager itself
+
+
+def test_deploy_uploads_main_py_shared_and_requirements_only(deployment: Deployment) -> None:
+    shared = {
+        f"shared/{path.relative_to(ROOT / 'shared').as_posix()}"
+        for path in (ROOT / "shared").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+    expected = {"main.py", "requirements.txt"} | shared
+    for name in FUNCTIONS:
+        files = {f for f in deployment.apis.source_files(deployment.after_first[name]) if not f.endswith("/")}
+        assert files == expected, name
+    source = deployment.after_first["chat"]["buildConfig"]["source"]["storageSource"]["object"]
+    with zipfile.ZipFile(io.BytesIO(deployment.apis.uploads[source])) as archive:
+        assert archive.read("main.py") == (ROOT / "functions" / "main.py").read_bytes()
+        assert archive.read("shared/settings.py") == (ROOT / "shared" / "settings.py").read_bytes()
+        assert archive.read("requirements.txt") == (ROOT / "requirements.txt").read_bytes()
+
+
+def test_deploy_creates_the_runtime_service_account_once(deployment: Deployment) -> None:
+    creates = _only(deployment.first_requests, "POST", "iam", "serviceAccounts")
+    assert [r.body["accountId"] for r in creates] == ["chat-functions"]
+    assert SA in deployment.apis.service_accounts
+    assert _only(deployment.second_requests, "POST", "iam", "serviceAccounts") == []
+
+
+def test_deploy_lets_everyone_invoke_chat_and_usage_but_only_the_runtime_account_replay(
+    deployment: Deployment,
+) -> None:
+    members = deployment.apis.members
+    services = f"projects/{PROJECT}/locations/{REGION}/services"
+    assert members("run", f"{services}/chat", "roles/run.invoker") == {"allUsers"}
+    assert members("run", f"{services}/usage", "roles/run.invoker") == {"allUsers"}
+    assert members("run", f"{services}/replay-billing", "roles/run.invoker") == {SA_MEMBER}
+
+
+def test_deploy_grants_the_runtime_account_each_secret_and_firestore(deployment: Deployment) -> None:
+    for secret in SECRETS:
+        resource = f"projects/{PROJECT}/secrets/{secret}"
+        assert deployment.apis.members("secretmanager", resource, "roles/secretmanager.secretAccessor") == {SA_MEMBER}
+    assert deployment.apis.members("cloudresourcemanager", f"projects/{PROJECT}", "roles/datastore.user") == {SA_MEMBER}
+
+
+def test_deploy_schedules_replay_billing_with_an_oidc_token_for_its_url(deployment: Deployment) -> None:
+    creates = _only(deployment.first_requests, "POST", "cloudscheduler", "/jobs")
+    assert len(creates) == 1
+    job = creates[0].body
+    url = deployment.after_first["replay_billing"]["serviceConfig"]["uri"]
+    assert job["name"] == f"projects/{PROJECT}/locations/{REGION}/jobs/replay-billing"
+    assert job["schedule"] == "*/5 * * * *"
+    assert job["httpTarget"]["uri"] == url
+    assert job["httpTarget"]["httpMethod"] == "POST"
+    assert job["httpTarget"]["oidcToken"] == {"serviceAccountEmail": SA, "audience": url}
+
+
+def test_deploy_sends_every_call_to_the_configured_project_and_region(deployment: Deployment) -> None:
+    # The scratch gcloud config names another project: --project must win everywhere.
+    assert not [r for r in deployment.apis.requests if "some-other-project" in r.path]
+    located = [r for r in deployment.apis.requests if "/locations/" in r.path]
+    assert located and all(f"/locations/{REGION}/" in r.path for r in located)
+
+
+def test_deploy_prints_the_function_urls(deployment: Deployment) -> None:
+    for name in FUNCTIONS:
+        assert deployment.after_first[name]["serviceConfig"]["uri"] in deployment.first.stdout
+
+
+# ---- re-running it ------------------------------------------------------------------------------------
+
+
+def test_redeploy_updates_functions_in_place(deployment: Deployment) -> None:
+    requests = deployment.second_requests
+    assert _only(requests, "POST", "cloudfunctions", f"locations/{REGION}/functions") == [
+        r for r in requests if r.method == "POST" and "generateUploadUrl" in r.path
+    ]
+    patched = {r.path.rsplit("/", 1)[1] for r in _only(requests, "PATCH", "cloudfunctions", "/functions/")}
+    assert patched == set(FUNCTIONS)
+    for name in FUNCTIONS:
+        env = deployment.apis.function(name)["serviceConfig"]["environmentVariables"]
+        assert env["CHAT_MODELS"] == "openai/gpt-4o-mini,openai/gpt-4o"
+
+
+def test_redeploy_updates_the_scheduler_job_in_place(deployment: Deployment) -> None:
+    requests = deployment.second_requests
+    assert _only(requests, "POST", "cloudscheduler", "/jobs") == []
+    assert len(_only(requests, "PATCH", "cloudscheduler", "/jobs/replay-billing")) == 1
+    (job,) = deployment.apis.jobs.values()
+    assert job["schedule"] == "*/10 * * * *"
+
+
+def test_redeploy_keeps_replay_billing_private(deployment: Deployment) -> None:
+    services = f"projects/{PROJECT}/locations/{REGION}/services"
+    assert deployment.apis.members("run", f"{services}/replay-billing", "roles/run.invoker") == {SA_MEMBER}
+    policy = deployment.apis.policies[f"run {services}/chat"]
+    assert [b["role"] for b in policy["bindings"]] == ["roles/run.invoker"]  # no duplicate binding
+
+
+# ---- refusals ---------------------------------------------------------------------------------------
+
+
+def test_deploy_without_required_settings_exits_2_naming_them(
+    tmp_path: Path, tripwire_gcloud: tuple[str, Path]
+) -> None:
+    gcloud, marker = tripwire_gcloud
+    result = run_deploy(base_env(tmp_path) | {"GCLOUD": gcloud})
+    assert result.returncode == 2
+    assert "PROJECT_ID" in result.stderr and "CHAT_MODELS" in result.stderr
+    assert "e.g." in result.stderr  # an example to copy
+    assert not marker.exists()
+
+
+def test_deploy_with_only_the_project_missing_names_only_it(tmp_path: Path, tripwire_gcloud: tuple[str, Path]) -> None:
+    gcloud, marker = tripwire_gcloud
+    result = run_deploy(base_env(tmp_path) | {"GCLOUD": gcloud, "CHAT_MODELS": MODELS})
+    assert result.returncode == 2
+    missing = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert len(missing) == 1 and "PROJECT_ID" in missing[0]
+    assert not marker.exists()
+
+
+def test_deploy_refuses_concurrency_on_a_fractional_cpu(tmp_path: Path, tripwire_gcloud: tuple[str, Path]) -> None:
+    gcloud, marker = tripwire_gcloud
+    result = run_deploy(base_env(tmp_path) | SETTINGS | {"GCLOUD": gcloud, "CPU": "0.5", "CONCURRENCY": "8"})
+    assert result.returncode == 2
+    assert "CPU >= 1" in result.stderr
+    assert not marker.exists()
+
+
+@needs_gcloud
+def test_deploy_with_a_missing_secret_stops_before_changing_anything(tmp_path: Path) -> None:
+    apis = GoogleApis(secrets=SECRETS[:3]).start()  # no OPENAI_API_KEY
+    try:
+        env = base_env(tmp_path) | SETTINGS
+        apis.write_gcloud_config(Path(env["CLOUDSDK_CONFIG"]), PROJECT)
+        result = run_deploy(env)
+    finally:
+        apis.stop()
+    assert result.returncode == 1
+    assert "OPENAI_API_KEY" in result.stderr and "gcloud secrets create OPENAI_API_KEY" in result.stderr
+    assert [str(r) for r in apis.requests] == [f"GET /secretmanager/v1/projects/{PROJECT}/secrets"]
+
+
+# ---- --dry-run, deploy.env, --help ----------------------------------------------------------------------
+
+
+def dry_run_commands(stdout: str) -> list[list[str]]:
+    return [shlex.split(line) for line in stdout.splitlines() if line and not line.startswith("#")]
+
+
+@needs_gcloud
+def test_dry_run_prints_every_command_and_sends_no_request(tmp_path: Path) -> None:
+    apis = GoogleApis(secrets=SECRETS).start()
+    try:
+        env = base_env(tmp_path) | SETTINGS
+        apis.write_gcloud_config(Path(env["CLOUDSDK_CONFIG"]), PROJECT)
+        result = run_deploy(env, "--dry-run")
+    finally:
+        apis.stop()
+    assert result.returncode == 0, result.stderr
+    assert apis.requests == []
+    commands = dry_run_commands(result.stdout)
+    assert all(c[0] == "gcloud" and c[-2:] == [f"--project={PROJECT}", "--quiet"] for c in commands)
+    verbs = [" ".join(c[1:4]) for c in commands]
+    for name in FUNCTIONS:
+        assert f"functions deploy {name}" in verbs
+    assert verbs.count("secrets add-iam-policy-binding LAGO_API_BASE") == 1
+    assert "iam service-accounts create" in verbs
+    assert "scheduler jobs create" in verbs
+    deploys = {c[3]: c for c in commands if c[1:3] == ["functions", "deploy"]}
+    assert "--allow-unauthenticated" in deploys["chat"] and "--allow-unauthenticated" in deploys["usage"]
+    assert "--no-allow-unauthenticated" in deploys["replay_billing"]
+    assert "--concurrency=16" in deploys["chat"] and "--entry-point=usage" in deploys["usage"]
+    assert f"  CHAT_MODELS: '{MODELS}'" in result.stdout.replace("#", " ")  # the env file, shown
+
+
+def test_dry_run_reads_deploy_env_and_the_environment_wins(tmp_path: Path, tripwire_gcloud: tuple[str, Path]) -> None:
+    gcloud, marker = tripwire_gcloud
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text('PROJECT_ID=from-file\nCHAT_MODELS="a/one,b/two"\nMAX_INSTANCES=3\nMEMORY=512Mi\n')
+    env = base_env(tmp_path) | {"DEPLOY_ENV_FILE": str(env_file), "GCLOUD": gcloud, "MAX_INSTANCES": "9"}
+    result = run_deploy(env, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    (chat,) = [c for c in dry_run_commands(result.stdout) if c[1:4] == ["functions", "deploy", "chat"]]
+    assert chat[0] == gcloud
+    assert "--project=from-file" in chat and "--memory=512Mi" in chat and "--max-instances=9" in chat
+    assert "CHAT_MODELS: 'a/one,b/two'" in result.stdout
+
+
+def test_dry_run_with_use_set_secrets_injects_them_instead(tmp_path: Path, tripwire_gcloud: tuple[str, Path]) -> None:
+    gcloud, _ = tripwire_gcloud
+    env = base_env(tmp_path) | SETTINGS | {"GCLOUD": gcloud, "USE_SET_SECRETS": "1"}
+    result = run_deploy(env, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    (chat,) = [c for c in dry_run_commands(result.stdout) if c[1:4] == ["functions", "deploy", "chat"]]
+    expected = ",".join(f"{s}={s}:latest" for s in SECRETS)
+    assert f"--set-secrets={expected}" in chat
+    assert "SECRETS:" not in result.stdout
+
+
+def test_help_describes_the_settings(tmp_path: Path) -> None:
+    result = run_deploy(base_env(tmp_path), "--help")
+    assert result.returncode == 0
+    for word in ("PROJECT_ID", "CHAT_MODELS", "deploy.env", "--dry-run", "DEPLOY_PROVIDER_SECRETS"):
+        assert word in result.stdout
+
+
+def test_deploy_script_is_executable_and_passes_shellcheck() -> None:
+    assert os.access(DEPLOY, os.X_OK)
+    subprocess.run(["bash", "-n", str(DEPLOY)], check=True, timeout=30)
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    result = subprocess.run([shellcheck, str(DEPLOY)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout

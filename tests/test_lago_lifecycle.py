@@ -1,0 +1,191 @@
+"""Lago customers made on first use, usage for the user, and budgets enforced before the call."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import User
+from tests.standins.lago import FakeLago
+from tests.standins.openai_llm import FakeOpenAI
+from tests.support.processes import FunctionServer
+
+CHAT = "/v1/chat/completions"
+PLAN = "chat_pay_as_you_go"
+PRICEY = "openai/gpt-4"  # $30/M prompt, $60/M completion: 1,000 max tokens hold ~6 cents
+LIFECYCLE_ENV = {
+    "LAGO_PLAN_CODE": PLAN,
+    "CHAT_BUDGET_CENTS": "100",
+    "CHAT_USAGE_CACHE_S": "0",
+    "CHAT_MODELS": f"openai/gpt-4o-mini,{PRICEY}",
+}
+
+
+@pytest.fixture(scope="module")
+def lifecycle_server(function_server) -> FunctionServer:
+    return function_server(**LIFECYCLE_ENV)
+
+
+@pytest.fixture(scope="module")
+def usage_server(function_server) -> FunctionServer:
+    return function_server(target="usage", **LIFECYCLE_ENV)
+
+
+def chat(server: FunctionServer, user: User, text: str = "hi", **extra: Any) -> httpx.Response:
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": text}], **extra}
+    return httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=30)
+
+
+def pricey(server: FunctionServer, user: User, text: str = "hi") -> httpx.Response:
+    return chat(server, user, text, model=PRICEY, max_tokens=1000)
+
+
+# --- provisioning ---------------------------------------------------------------------------
+
+
+def test_first_call_creates_customer_and_subscription(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    assert chat(lifecycle_server, user).status_code == 200
+    customer = fake_lago.customers[user.uid]
+    assert customer["email"] == user.email
+    subscription = fake_lago.subscriptions[user.uid]
+    assert (subscription["external_customer_id"], subscription["plan_code"]) == (user.uid, PLAN)
+    assert [e["external_subscription_id"] for e in fake_lago.events(user.uid)] == [user.uid]
+
+
+def test_provisioning_is_cached_per_instance(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    chat(lifecycle_server, user)
+    before = [r for r in fake_lago.account_requests if r.startswith("POST")]
+    chat(lifecycle_server, user)
+    assert [r for r in fake_lago.account_requests if r.startswith("POST")] == before
+
+
+def test_concurrent_first_calls_on_two_instances_make_one_customer_and_subscription(
+    lifecycle_server, function_server, fake_lago: FakeLago, user: User
+) -> None:
+    other = function_server(**LIFECYCLE_ENV)
+    servers = [lifecycle_server, other] * 5
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(lambda s: chat(s, user), servers))
+    assert [r.status_code for r in responses] == [200] * 10
+    creates = [r for r in fake_lago.account_requests if r == "POST /api/v1/subscriptions"]
+    assert user.uid in fake_lago.subscriptions and list(fake_lago.customers).count(user.uid) == 1
+    assert len(creates) >= 1
+    assert len(fake_lago.events(user.uid)) == 10
+    for server in (lifecycle_server, other):
+        lines = [line for line in server.log_lines() if line["message"] == "lago_provisioned"]
+        assert len(lines) >= 1
+
+
+def test_provisioning_failure_does_not_block_chat(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    fake_lago.plan_accounts("500")
+    response = chat(lifecycle_server, user)
+    assert response.status_code == 200
+    assert [e["transaction_id"] for e in fake_lago.events(user.uid)] == [response.json()["id"]]
+    failed = [line for line in lifecycle_server.log_lines() if line["message"] == "lago_provisioning_failed"]
+    assert failed and failed[-1]["status"] == 500
+    assert user.uid not in str(failed)
+
+
+def test_provisioning_is_off_without_a_plan_code(chat_server, fake_lago: FakeLago, user: User) -> None:
+    chat(chat_server, user)
+    assert user.uid not in fake_lago.customers
+    lines = [line["message"] for line in chat_server.log_lines()]
+    assert lines.count("lago_provisioning_off") == 1
+
+
+# --- usage for the user ---------------------------------------------------------------------
+
+
+def test_usage_shows_the_period_amount_and_tokens_per_model(lifecycle_server, usage_server, user: User) -> None:
+    chat(lifecycle_server, user)
+    chat(lifecycle_server, user)
+    pricey(lifecycle_server, user)
+    response = httpx.get(usage_server.url + "/", headers=user.headers, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "usage" and body["currency"] == "USD"
+    assert body["period"]["from"] and body["period"]["to"]
+    models = {m["model"]: m for m in body["models"]}
+    assert models["openai/gpt-4o-mini"]["tokens"] == 2 * 9 and models["openai/gpt-4o-mini"]["requests"] == 2
+    assert models[PRICEY]["tokens"] == 9
+    assert body["amount_cents"] == sum(m["amount_cents"] for m in body["models"])
+    assert body["budget"]["limit_cents"] == 100
+    assert body["budget"]["remaining_cents"] == 100 - body["amount_cents"]
+
+
+def test_usage_of_a_new_user_is_zero(usage_server, user: User) -> None:
+    body = httpx.get(usage_server.url + "/", headers=user.headers, timeout=30).json()
+    assert (body["amount_cents"], body["models"]) == (0, [])
+
+
+def test_usage_needs_a_valid_token(usage_server) -> None:
+    response = httpx.get(usage_server.url + "/", headers={"Authorization": "Bearer nope"}, timeout=30)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.post(usage_server.url + "/", timeout=30).status_code == 405
+
+
+def test_usage_when_lago_fails_is_a_json_503(usage_server, fake_lago: FakeLago, user: User) -> None:
+    fake_lago.plan_accounts("500", "500")
+    response = httpx.get(usage_server.url + "/", headers=user.headers, timeout=30)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+
+
+# --- budgets --------------------------------------------------------------------------------
+
+
+def llm_requests_with(fake_llm: FakeOpenAI, marker: str) -> int:
+    return sum(marker in str(r["messages"]) for r in fake_llm.requests)
+
+
+@pytest.mark.parametrize(("used", "status"), [(0, 200), (90, 200), (100, 402), (150, 402), (97, 402)])
+def test_budget_under_at_and_over_the_limit(
+    lifecycle_server, fake_lago: FakeLago, fake_llm: FakeOpenAI, user: User, used: int, status: int
+) -> None:
+    chat(lifecycle_server, user)  # provisions the user
+    fake_lago.add_usage(user.uid, used)
+    marker = f"budget-{user.uid}"
+    response = pricey(lifecycle_server, user, marker)
+    assert response.status_code == status, response.text
+    if status == 402:
+        error = response.json()["error"]
+        assert (error["type"], error["code"]) == ("insufficient_quota", "budget_exceeded")
+        assert llm_requests_with(fake_llm, marker) == 0, "refused before the provider was paid"
+
+
+def test_per_customer_budget_from_lago_metadata(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    chat(lifecycle_server, user)
+    fake_lago.add_usage(user.uid, 150)
+    assert pricey(lifecycle_server, user).status_code == 402
+    fake_lago.set_budget(user.uid, 500)
+    assert pricey(lifecycle_server, user).status_code == 200
+
+
+def test_concurrent_calls_at_the_edge_do_not_all_slip_past(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    chat(lifecycle_server, user)
+    fake_lago.add_usage(user.uid, 70)  # 30 cents left: four calls' worst case (~6 cents each) fit
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(lambda _: pricey(lifecycle_server, user, "#sleep:1").status_code, range(10)))
+    assert sorted(statuses) == [200] * 4 + [402] * 6
+
+
+def test_budget_is_released_when_the_call_fails(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    chat(lifecycle_server, user)
+    fake_lago.add_usage(user.uid, 90)  # room for one worst case
+    assert pricey(lifecycle_server, user, "#status:500").status_code == 502
+    assert pricey(lifecycle_server, user).status_code == 200
+
+
+def test_streams_hold_and_settle_the_budget_too(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    chat(lifecycle_server, user)
+    fake_lago.add_usage(user.uid, 90)
+    slow = "#words:10 #gap:300"  # the stream stays open for ~3 s
+    body = {"model": PRICEY, "max_tokens": 1000, "stream": True, "messages": [{"role": "user", "content": slow}]}
+    with httpx.stream("POST", lifecycle_server.url + CHAT, json=body, headers=user.headers, timeout=30) as r:
+        assert r.status_code == 200
+        assert pricey(lifecycle_server, user).status_code == 402, "the open stream holds the room"
+        r.read()
+    assert pricey(lifecycle_server, user).status_code == 200

@@ -1,0 +1,363 @@
+#!/usr/bin/env bash
+# Deploys the Cloud Functions (2nd gen) in functions/main.py to a Google Cloud project with gcloud.
+# Run ./deploy.sh --help for the settings; re-running it updates everything in place.
+set -euo pipefail
+shopt -s inherit_errexit
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# Who may call what: public functions check Firebase ID tokens in code; private ones only take
+# callers that IAM lets in (replay_billing: Cloud Scheduler with an OIDC token of the runtime SA).
+PUBLIC_FUNCTIONS=(chat usage)
+PRIVATE_FUNCTIONS=(replay_billing)
+LAGO_SECRETS="LAGO_API_BASE LAGO_API_KEY LAGO_API_EVENT_CODE"
+# Settings of the code that are passed on to the functions when they are set here.
+OPTIONAL_FUNCTION_ENV=(
+  LAGO_PLAN_CODE CHAT_MAX_TOKENS CHAT_BUDGET_CENTS LAGO_TEAM_CLAIM CHAT_CHECK_REVOKED
+  CHAT_MAX_BODY_BYTES CHAT_MAX_MESSAGES CHAT_LLM_TIMEOUT_S CHAT_USAGE_CACHE_S
+  BILLING_OUTBOX BILLING_REPLAY_BATCH
+)
+# Every variable this script reads; a value already in the environment beats deploy.env's.
+SETTING_NAMES=(
+  PROJECT_ID GOOGLE_CLOUD_PROJECT REGION CHAT_MODELS CORS_ORIGINS LAGO_API_CHARGE_BY
+  LAGO_FLUSH_TIMEOUT_S SECRETS DEPLOY_PROVIDER_SECRETS USE_SET_SECRETS SERVICE_ACCOUNT
+  MIN_INSTANCES MAX_INSTANCES CONCURRENCY MEMORY CPU TIMEOUT SCHEDULER_JOB SCHEDULER_REGION
+  SCHEDULE TIME_ZONE GCLOUD RETRIES RETRY_SLEEP_S "${OPTIONAL_FUNCTION_ENV[@]}"
+)
+
+usage() {
+  cat <<'EOF'
+Usage: ./deploy.sh [--dry-run] [--help]
+
+Deploys the HTTP functions of functions/main.py to Cloud Functions (2nd gen), python311:
+  chat, usage      public (allUsers may invoke; the code checks Firebase ID tokens)
+  replay_billing   private; a Cloud Scheduler job POSTs to it with an OIDC token
+and sets up what they need: a runtime service account with roles/datastore.user on the project
+(Firestore billing outbox) and roles/secretmanager.secretAccessor on each secret it reads.
+Safe to re-run: functions, grants and the scheduler job are updated in place.
+
+Options:
+  --dry-run   print every gcloud command (shell-quoted, one a line) and run none; it assumes
+              a first deploy (nothing exists yet)
+  --help      this text
+
+Settings come from the environment and from ./deploy.env (or the file named by DEPLOY_ENV_FILE),
+which is sourced as bash when it exists; a variable set in the environment wins over the file.
+
+Required:
+  PROJECT_ID        Google Cloud project id (GOOGLE_CLOUD_PROJECT is accepted instead)
+  CHAT_MODELS       comma-separated LiteLLM model names; the first is the default
+Optional (default):
+  REGION            us-central1
+  CORS_ORIGINS      comma-separated browser origins allowed to call chat and usage ("")
+  LAGO_API_CHARGE_BY (user_id)   LAGO_FLUSH_TIMEOUT_S (3)
+  LAGO_PLAN_CODE, CHAT_MAX_TOKENS, CHAT_BUDGET_CENTS, LAGO_TEAM_CLAIM, CHAT_CHECK_REVOKED,
+  CHAT_MAX_BODY_BYTES, CHAT_MAX_MESSAGES, CHAT_LLM_TIMEOUT_S, CHAT_USAGE_CACHE_S,
+  BILLING_OUTBOX, BILLING_REPLAY_BATCH: passed to the functions when set
+  DEPLOY_PROVIDER_SECRETS  provider key secrets, space-separated, e.g. "OPENAI_API_KEY" ("")
+  SECRETS           every secret the functions read ("LAGO_API_BASE LAGO_API_KEY
+                    LAGO_API_EVENT_CODE" + DEPLOY_PROVIDER_SECRETS). A secret's id is the name of
+                    the variable it fills. The code reads them from Secret Manager at cold start
+                    (the list reaches it as the SECRETS variable); they must exist beforehand:
+                      printf %s "$VALUE" | gcloud secrets create NAME --data-file=-
+  USE_SET_SECRETS=1 let Cloud Functions inject them instead (--set-secrets NAME=NAME:latest)
+  SERVICE_ACCOUNT   runtime service account (chat-functions@PROJECT_ID.iam.gserviceaccount.com)
+  MIN_INSTANCES (0)  MAX_INSTANCES (20)  CONCURRENCY (8)  MEMORY (1Gi)  CPU (1)  TIMEOUT (300s)
+                    (gen2 needs CPU >= 1 when CONCURRENCY > 1)
+  SCHEDULER_JOB (replay-billing)  SCHEDULER_REGION (REGION)  SCHEDULE ("*/5 * * * *")
+  TIME_ZONE (Etc/UTC)
+  GCLOUD (gcloud)   the gcloud command to run
+  RETRIES (5), RETRY_SLEEP_S (10): tries of an IAM grant while a new service account propagates
+
+Example deploy.env:
+  PROJECT_ID=my-project
+  REGION=europe-west1
+  CHAT_MODELS=openai/gpt-4o-mini,anthropic/claude-3-5-haiku-latest
+  CORS_ORIGINS=https://my-project.web.app
+  DEPLOY_PROVIDER_SECRETS="OPENAI_API_KEY ANTHROPIC_API_KEY"
+
+Exit status: 0 done; 1 a gcloud step failed or a secret is missing; 2 bad usage or settings.
+EOF
+}
+
+die_usage() {
+  printf 'deploy.sh: %s\n' "$@" >&2
+  exit 2
+}
+
+DRY_RUN=0
+for arg in "$@"; do
+  case "$arg" in
+    --dry-run) DRY_RUN=1 ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) die_usage "unknown argument: $arg (see --help)" ;;
+  esac
+done
+
+load_env_file() {
+  local file=$1 name
+  local -A from_env=()
+  for name in "${SETTING_NAMES[@]}"; do
+    if [[ -n "${!name+set}" ]]; then from_env[$name]=${!name}; fi
+  done
+  set -a
+  # shellcheck source=/dev/null
+  source "$file"
+  set +a
+  for name in "${!from_env[@]}"; do printf -v "$name" '%s' "${from_env[$name]}"; done
+}
+
+ENV_FILE=${DEPLOY_ENV_FILE:-$ROOT/deploy.env}
+if [[ -f "$ENV_FILE" ]]; then load_env_file "$ENV_FILE"; fi
+
+PROJECT_ID=${PROJECT_ID:-${GOOGLE_CLOUD_PROJECT:-}}
+REGION=${REGION:-us-central1}
+CHAT_MODELS=${CHAT_MODELS:-}
+CORS_ORIGINS=${CORS_ORIGINS:-}
+LAGO_API_CHARGE_BY=${LAGO_API_CHARGE_BY:-user_id}
+LAGO_FLUSH_TIMEOUT_S=${LAGO_FLUSH_TIMEOUT_S:-3}
+SECRETS=${SECRETS:-$LAGO_SECRETS ${DEPLOY_PROVIDER_SECRETS:-}}
+USE_SET_SECRETS=${USE_SET_SECRETS:-0}
+MIN_INSTANCES=${MIN_INSTANCES:-0}
+MAX_INSTANCES=${MAX_INSTANCES:-20}
+CONCURRENCY=${CONCURRENCY:-8}
+MEMORY=${MEMORY:-1Gi}
+CPU=${CPU:-1}
+TIMEOUT=${TIMEOUT:-300s}
+SCHEDULER_JOB=${SCHEDULER_JOB:-replay-billing}
+SCHEDULER_REGION=${SCHEDULER_REGION:-$REGION}
+SCHEDULE=${SCHEDULE:-*/5 * * * *}
+TIME_ZONE=${TIME_ZONE:-Etc/UTC}
+RETRIES=${RETRIES:-5}
+RETRY_SLEEP_S=${RETRY_SLEEP_S:-10}
+read -r -a GCLOUD_CMD <<<"${GCLOUD:-gcloud}"
+read -r -a SECRET_NAMES <<<"$SECRETS"
+
+# ---- checks that need no gcloud call ------------------------------------------------------------
+
+missing=()
+[[ -n "$PROJECT_ID" ]] || missing+=("PROJECT_ID (or GOOGLE_CLOUD_PROJECT): the Google Cloud project id")
+[[ -n "$REGION" ]] || missing+=("REGION: the functions' region, e.g. us-central1")
+[[ -n "${CHAT_MODELS// /}" ]] || missing+=("CHAT_MODELS: comma-separated LiteLLM models, the first is the default")
+if ((${#missing[@]})); then
+  {
+    echo "deploy.sh: missing required settings:"
+    printf '  - %s\n' "${missing[@]}"
+    echo "Set them in the environment or in ${ENV_FILE}, e.g.:"
+    echo "  PROJECT_ID=my-project REGION=us-central1 CHAT_MODELS=openai/gpt-4o-mini,openai/gpt-4o ./deploy.sh"
+    echo "See ./deploy.sh --help for every setting."
+  } >&2
+  exit 2
+fi
+
+problems=()
+for name in MIN_INSTANCES MAX_INSTANCES CONCURRENCY RETRIES RETRY_SLEEP_S; do
+  [[ "${!name}" =~ ^[0-9]+$ ]] || problems+=("$name must be a whole number (got '${!name}')")
+done
+[[ "$CPU" =~ ^[0-9]+(\.[0-9]+)?$ ]] || problems+=("CPU must be a number of vCPUs such as 1 or 0.5 (got '$CPU')")
+if [[ "$CONCURRENCY" =~ ^[0-9]+$ && "$CPU" =~ ^[0-9]+(\.[0-9]+)?$ ]] && ((CONCURRENCY > 1)) &&
+  awk -v cpu="$CPU" 'BEGIN { exit !(cpu < 1) }'; then
+  problems+=("CONCURRENCY=$CONCURRENCY needs CPU >= 1 on Cloud Functions 2nd gen (got CPU=$CPU)")
+fi
+[[ "$USE_SET_SECRETS" =~ ^[01]$ ]] || problems+=("USE_SET_SECRETS must be 0 or 1 (got '$USE_SET_SECRETS')")
+for secret in "${SECRET_NAMES[@]}"; do
+  [[ "$secret" =~ ^[A-Za-z0-9_-]+$ ]] || problems+=("SECRETS: '$secret' is not a valid secret id")
+done
+for fn in "${PUBLIC_FUNCTIONS[@]}" "${PRIVATE_FUNCTIONS[@]}"; do
+  grep -Eq "^def ${fn}\(" "$ROOT/functions/main.py" || problems+=("functions/main.py defines no entry point '$fn'")
+done
+if ((${#problems[@]})); then
+  printf 'deploy.sh: %s\n' "${problems[@]}" >&2
+  exit 2
+fi
+while read -r fn; do
+  [[ " ${PUBLIC_FUNCTIONS[*]} ${PRIVATE_FUNCTIONS[*]} " == *" $fn "* ]] ||
+    echo "deploy.sh: warning: functions/main.py defines '$fn', which this script does not deploy" >&2
+done < <(grep -A1 -E '^@functions_framework\.http' "$ROOT/functions/main.py" | sed -nE 's/^def ([A-Za-z0-9_]+)\(.*/\1/p')
+
+if ((!DRY_RUN)) && ! command -v "${GCLOUD_CMD[0]}" >/dev/null; then
+  die_usage "'${GCLOUD_CMD[0]}' not found: install the Google Cloud SDK or set GCLOUD"
+fi
+
+SA_EMAIL=${SERVICE_ACCOUNT:-chat-functions@${PROJECT_ID}.iam.gserviceaccount.com}
+SA_MEMBER="serviceAccount:${SA_EMAIL}"
+
+# ---- running gcloud ------------------------------------------------------------------------------
+
+# Under --dry-run the commands go to fd 3, the script's stdout, even from inside $(...) or >/dev/null.
+exec 3>&1
+
+quoted() {
+  printf '%q' "$1"
+  shift
+  if (($#)); then printf ' %q' "$@"; fi
+  printf '\n'
+}
+
+# A gcloud command that changes something: printed, and run unless --dry-run.
+gc() {
+  local cmd=("${GCLOUD_CMD[@]}" "$@" "--project=$PROJECT_ID" --quiet)
+  if ((DRY_RUN)); then
+    quoted "${cmd[@]}" >&3
+  else
+    printf '+ %s' "$(quoted "${cmd[@]}")" >&2
+    printf '\n' >&2
+    "${cmd[@]}"
+  fi
+}
+
+# A read-only gcloud call whose answer decides what to do next: its stdout is the answer, its
+# status says whether the thing exists. Under --dry-run it is printed and reports "missing".
+probe() {
+  local cmd=("${GCLOUD_CMD[@]}" "$@" "--project=$PROJECT_ID" --quiet)
+  if ((DRY_RUN)); then
+    quoted "${cmd[@]}" >&3
+    return 1
+  fi
+  "${cmd[@]}"
+}
+
+# An IAM grant to the runtime service account, retried while a new account propagates.
+grant() {
+  local try
+  for ((try = 1; ; try++)); do
+    if gc "$@" --format=none; then return 0; fi
+    if ((try >= RETRIES)); then return 1; fi
+    echo "deploy.sh: grant failed (try $try of $RETRIES), retrying in ${RETRY_SLEEP_S}s" >&2
+    sleep "$RETRY_SLEEP_S"
+  done
+}
+
+# ---- the function source: main.py, a real copy of shared/ and requirements.txt ------------------
+
+WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/deploy-functions.XXXXXX")
+trap 'rm -rf "$WORK_DIR"' EXIT
+SOURCE_DIR="$WORK_DIR/source"
+mkdir -p "$SOURCE_DIR"
+cp "$ROOT/functions/main.py" "$SOURCE_DIR/main.py"
+cp -RL "$ROOT/shared" "$SOURCE_DIR/shared"
+cp -L "$ROOT/requirements.txt" "$SOURCE_DIR/requirements.txt"
+find "$SOURCE_DIR" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
+
+# Env vars as a YAML file: values stay whole whatever they hold (commas in CHAT_MODELS...).
+ENV_VARS_FILE="$WORK_DIR/env.yaml"
+yaml_line() {
+  local value=${2//\'/\'\'}
+  printf "%s: '%s'\n" "$1" "$value"
+}
+{
+  yaml_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
+  yaml_line CHAT_MODELS "$CHAT_MODELS"
+  yaml_line CORS_ORIGINS "$CORS_ORIGINS"
+  yaml_line LITELLM_LOCAL_MODEL_COST_MAP True
+  yaml_line LAGO_API_CHARGE_BY "$LAGO_API_CHARGE_BY"
+  yaml_line LAGO_FLUSH_TIMEOUT_S "$LAGO_FLUSH_TIMEOUT_S"
+  if [[ "$USE_SET_SECRETS" == 0 ]]; then yaml_line SECRETS "${SECRET_NAMES[*]}"; fi
+  for name in "${OPTIONAL_FUNCTION_ENV[@]}"; do
+    if [[ -n "${!name:-}" ]]; then yaml_line "$name" "${!name}"; fi
+  done
+} >"$ENV_VARS_FILE"
+if ((DRY_RUN)); then
+  echo "# --source: $SOURCE_DIR (main.py, shared/, requirements.txt; removed on exit)"
+  echo "# --env-vars-file holds:"
+  sed 's/^/#   /' "$ENV_VARS_FILE"
+fi
+
+# ---- 1. every secret exists (read-only, before anything changes) ---------------------------------
+
+if existing=$(probe secrets list --format='value(name.basename())'); then
+  absent=()
+  for secret in "${SECRET_NAMES[@]}"; do
+    grep -qxF "$secret" <<<"$existing" || absent+=("$secret")
+  done
+  if ((${#absent[@]})); then
+    {
+      echo "deploy.sh: these secrets do not exist in project $PROJECT_ID: ${absent[*]}"
+      echo "Create each one (the value as the variable holds it), e.g.:"
+      for secret in "${absent[@]}"; do
+        echo "  printf %s \"\$${secret}\" | gcloud secrets create $secret --data-file=- --project=$PROJECT_ID"
+      done
+    } >&2
+    exit 1
+  fi
+elif ((!DRY_RUN)); then
+  echo "deploy.sh: could not list the secrets of project $PROJECT_ID" >&2
+  exit 1
+fi
+
+# ---- 2. the runtime service account and its grants ----------------------------------------------
+
+if ! probe iam service-accounts describe "$SA_EMAIL" --format='value(email)' >/dev/null 2>&1; then
+  if [[ "$SA_EMAIL" != *"@${PROJECT_ID}.iam.gserviceaccount.com" ]]; then
+    echo "deploy.sh: service account $SA_EMAIL not found, and it is not one this script can create" >&2
+    exit 1
+  fi
+  gc iam service-accounts create "${SA_EMAIL%%@*}" --format=none \
+    --display-name="Chat functions runtime" \
+    --description="Runs chat, usage and replay_billing; reads their secrets and the Firestore outbox"
+fi
+for secret in "${SECRET_NAMES[@]}"; do
+  grant secrets add-iam-policy-binding "$secret" \
+    --member="$SA_MEMBER" --role=roles/secretmanager.secretAccessor --condition=None
+done
+grant projects add-iam-policy-binding "$PROJECT_ID" \
+  --member="$SA_MEMBER" --role=roles/datastore.user --condition=None
+
+# ---- 3. the functions ----------------------------------------------------------------------------
+
+deploy_function() {
+  local name=$1 access=$2
+  local flags=(
+    functions deploy "$name" --gen2 --runtime=python311 "--region=$REGION" "--entry-point=$name"
+    --trigger-http "--source=$SOURCE_DIR" "--service-account=$SA_EMAIL"
+    "--env-vars-file=$ENV_VARS_FILE"
+    "--min-instances=$MIN_INSTANCES" "--max-instances=$MAX_INSTANCES" "--concurrency=$CONCURRENCY"
+    "--memory=$MEMORY" "--cpu=$CPU" "--timeout=$TIMEOUT" "$access" --format='value(serviceConfig.uri)'
+  )
+  if [[ "$USE_SET_SECRETS" == 1 ]]; then
+    local pairs=() secret
+    for secret in "${SECRET_NAMES[@]}"; do pairs+=("$secret=$secret:latest"); done
+    flags+=("--set-secrets=$(IFS=,; echo "${pairs[*]}")")
+  fi
+  gc "${flags[@]}"
+}
+
+# Each deploy prints the function's URL (none under --dry-run).
+declare -A URLS=()
+for fn in "${PUBLIC_FUNCTIONS[@]}"; do URLS[$fn]=$(deploy_function "$fn" --allow-unauthenticated); done
+for fn in "${PRIVATE_FUNCTIONS[@]}"; do URLS[$fn]=$(deploy_function "$fn" --no-allow-unauthenticated); done
+
+# replay_billing: Cloud Scheduler's OIDC token is the runtime service account's.
+gc functions add-invoker-policy-binding replay_billing "--region=$REGION" "--member=$SA_MEMBER" --format=none
+
+# ---- 4. the Cloud Scheduler job that drains the billing outbox -----------------------------------
+
+REPLAY_URL=${URLS[replay_billing]}
+if ((DRY_RUN)); then
+  REPLAY_URL="https://REPLAY_BILLING_URL"
+elif [[ "$REPLAY_URL" != https://* ]]; then
+  echo "deploy.sh: replay_billing was deployed but gcloud reported no URL for it (got '$REPLAY_URL')" >&2
+  exit 1
+fi
+job_flags=(
+  "$SCHEDULER_JOB" "--location=$SCHEDULER_REGION" "--schedule=$SCHEDULE" "--time-zone=$TIME_ZONE"
+  "--uri=$REPLAY_URL" --http-method=POST "--attempt-deadline=$TIMEOUT"
+  "--oidc-service-account-email=$SA_EMAIL" "--oidc-token-audience=$REPLAY_URL"
+  --description="Replays the billing outbox into Lago"
+)
+if probe scheduler jobs describe "$SCHEDULER_JOB" "--location=$SCHEDULER_REGION" --format='value(name)' >/dev/null 2>&1; then
+  gc scheduler jobs update http "${job_flags[@]}" --format=none
+else
+  gc scheduler jobs create http "${job_flags[@]}" --format=none
+fi
+
+if ((!DRY_RUN)); then
+  echo "Deployed to project $PROJECT_ID, region $REGION:"
+  for fn in "${PUBLIC_FUNCTIONS[@]}" "${PRIVATE_FUNCTIONS[@]}"; do
+    printf '  %-15s %s\n' "$fn" "${URLS[$fn]}"
+  done
+  echo "  scheduler job   $SCHEDULER_JOB ($SCHEDULE, $TIME_ZONE) -> replay_billing"
+fi

@@ -73,7 +73,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build the settings; raise ``SettingsError`` naming every malformed key at once."""
         reader = _EnvReader(os.environ if env is None else env)
-        deployed = bool(reader.text("K_SERVICE"))
+        # K_SERVICE is set on Cloud Functions, and by the Firebase emulator (which says so too).
+        deployed = bool(reader.text("K_SERVICE")) and reader.text("FUNCTIONS_EMULATOR") != "true"
         allow_anonymous = reader.flag("ALLOW_ANONYMOUS", False)
         if allow_anonymous and deployed:
             reader.errors.append("ALLOW_ANONYMOUS=true is refused on a deployed instance (K_SERVICE is set)")

@@ -60,7 +60,7 @@ class Received:
 
 
 class FakeLago:
-    def __init__(self, api_key: str = API_KEY) -> None:
+    def __init__(self, api_key: str = API_KEY, port: int = 0) -> None:
         self.api_key = api_key
         self._lock = threading.Lock()
         self.received: list[Received] = []
@@ -83,7 +83,8 @@ class FakeLago:
                 ("GET", r"/api/v1/customers/(?P<customer>[^/]+)", self._find_customer),
                 ("GET", r"/api/v1/customers/(?P<customer>[^/]+)/current_usage", self._current_usage),
                 ("POST", r"/api/v1/subscriptions", self._create_subscription),
-            ]
+            ],
+            port=port,
         )
 
     def start(self) -> FakeLago:

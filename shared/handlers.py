@@ -132,7 +132,9 @@ def _labelled(lines: Iterator[str], trace: str | None, project: str) -> Iterator
     try:
         yield from lines
     finally:
-        lines.close() if hasattr(lines, "close") else None  # type: ignore[func-returns-value]
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()  # runs the stream's own cleanup (partial billing) while labels are bound
         unbind_request(token)
 
 

@@ -24,6 +24,7 @@ from .auth import TokenVerifier
 from .billing import Billing
 from .errors import ApiError, ErrorCode
 from .logs import configure, log
+from .secret_env import unavailable_models
 from .settings import Settings, SettingsError
 
 
@@ -32,6 +33,8 @@ class Instance:
     settings: Settings
     verifier: TokenVerifier
     billing: Billing
+    # Configured models whose provider keys are missing: requests for them get a 503.
+    unavailable_models: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -84,5 +87,6 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
         outbox_enabled=settings.outbox_enabled,
         deployed=settings.deployed,
     )
+    unavailable = unavailable_models(settings.chat_models, deployed=settings.deployed)
     log("INFO", "instance_started", models=list(settings.chat_models), billing=billing.enabled)
-    return Instance(settings, verifier, billing)
+    return Instance(settings, verifier, billing, unavailable)

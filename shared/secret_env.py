@@ -33,7 +33,7 @@ from .logs import configure, log
 
 LAGO_VARIABLES = ("LAGO_API_BASE", "LAGO_API_KEY", "LAGO_API_EVENT_CODE", "LAGO_API_CHARGE_BY")
 DEFAULT_TIMEOUT_S = 8.0
-_MAX_THREADS = 16
+_MAX_THREADS = 10  # requests keeps 10 connections per host; more would be discarded
 # After the deadline, how long to wait for threads to notice their own timeouts.
 _JOIN_GRACE_S = 1.0
 _ITEM = re.compile(

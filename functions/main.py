@@ -9,6 +9,11 @@ import os
 # Before LiteLLM is imported anywhere: use the bundled cost map, no network at cold start.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from shared.secret_env import load_secrets  # noqa: E402
+
+# Before anything reads the environment, and in the master, before the server forks.
+load_secrets()
+
 import flask  # noqa: E402
 import functions_framework  # noqa: E402
 

@@ -62,6 +62,9 @@ def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
     raw = read_body(request, settings.max_body_bytes)
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
     chat_request = parse_chat_request(raw, settings)
+    if chat_request.model in instance.unavailable_models:
+        message = f"The model '{chat_request.model}' is not available: its provider credentials are missing."
+        raise ApiError(ErrorCode.UNAVAILABLE, message)
     ledger = instance.billing.ledger(caller)
     if instance.accounts is not None:
         instance.accounts.ensure_subscription(ledger.payer, caller)

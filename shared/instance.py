@@ -28,6 +28,7 @@ from .budget import BudgetGuard
 from .errors import ApiError, ErrorCode
 from .lago_accounts import LagoAccounts
 from .logs import configure, log
+from .secret_env import unavailable_models
 from .settings import Settings, SettingsError
 
 
@@ -38,6 +39,8 @@ class Instance:
     billing: Billing
     accounts: LagoAccounts | None = None  # when Lago is configured
     budget: BudgetGuard | None = None  # when CHAT_BUDGET_CENTS is set and Lago is configured
+    # Configured models whose provider keys are missing: requests for them get a 503.
+    unavailable_models: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
             budget = BudgetGuard(accounts, settings.budget_cents)
     elif settings.budget_cents is not None:
         log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS needs Lago (LAGO_API_*) to read usage")
+    unavailable = unavailable_models(settings.chat_models, deployed=settings.deployed)
     log(
         "INFO",
         "instance_started",
@@ -105,4 +109,4 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
         billing=billing.enabled,
         budget=budget is not None,
     )
-    return Instance(settings, verifier, billing, accounts, budget)
+    return Instance(settings, verifier, billing, accounts, budget, unavailable)

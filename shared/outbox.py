@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from google.api_core.retry import Retry
@@ -19,12 +19,13 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from .billing_event import LagoEvent
-from .lago_client import LagoEventsClient, Outcome
+from .lago_client import Delivery, LagoEventsClient, Outcome
 from .logs import log
 
 COLLECTION = "billing_outbox"
 _MAX_BACKOFF = dt.timedelta(hours=1)
 _BASE_BACKOFF = dt.timedelta(seconds=30)
+_GIVE_UP_AFTER = 3  # transient failures in a row that end a replay run
 
 
 def _now() -> dt.datetime:
@@ -36,10 +37,15 @@ class ReplayReport:
     delivered: int = 0
     retry_later: int = 0
     failed: int = 0
-    errors: list[str] = field(default_factory=list)
+    deferred: int = 0  # due, but left for the next run (time budget spent, or Lago down)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"delivered": self.delivered, "retry_later": self.retry_later, "failed": self.failed}
+        return {
+            "delivered": self.delivered,
+            "retry_later": self.retry_later,
+            "failed": self.failed,
+            "deferred": self.deferred,
+        }
 
 
 class Outbox:
@@ -87,10 +93,17 @@ class Outbox:
         )
         return True
 
-    def replay(self, client: LagoEventsClient, *, limit: int, per_event_timeout_s: float) -> ReplayReport:
-        """Send due events oldest first: delete on delivery, back off on transient failures."""
+    def replay(
+        self, client: LagoEventsClient, *, limit: int, per_event_timeout_s: float, budget_s: float
+    ) -> ReplayReport:
+        """Send due events oldest first: delete on delivery, back off on transient failures.
 
+        Bounded: the run ends after ``budget_s``, or after a few transient failures in a row
+        (Lago is down: the rest waits for the next run rather than each costing a timeout).
+        """
         report = ReplayReport()
+        ends_at = time.monotonic() + budget_s
+        failures_in_a_row = 0
         query = (
             self._collection()
             .where(filter=FieldFilter("next_attempt_at", "<=", _now()))
@@ -98,33 +111,34 @@ class Outbox:
             .limit(limit)
         )
         for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s):
+            if time.monotonic() >= ends_at or failures_in_a_row >= _GIVE_UP_AFTER:
+                report.deferred += 1
+                continue
             data = snapshot.to_dict() or {}
-            event: LagoEvent = data.get("event", {})  # type: ignore[assignment]
-            delivery = client.send(event, time.monotonic() + per_event_timeout_s)
-            if delivery.outcome.delivered:
-                snapshot.reference.delete(retry=self._retry, timeout=self._timeout_s)
-                report.delivered += 1
-            elif delivery.outcome is Outcome.PERMANENT:
-                snapshot.reference.update(
-                    {"status": "failed", "last_error": delivery.detail, "next_attempt_at": firestore.DELETE_FIELD},
-                    retry=self._retry,
-                    timeout=self._timeout_s,
-                )
-                log(
-                    "ERROR",
-                    "billing_event_refused",
-                    transaction_id=snapshot.id,
-                    status=delivery.status,
-                    detail=delivery.detail,
-                )
-                report.failed += 1
-            else:
-                attempts = int(data.get("attempts", 0)) + 1
-                delay = min(_MAX_BACKOFF, _BASE_BACKOFF * 2 ** (attempts - 1))
-                snapshot.reference.update(
-                    {"attempts": attempts, "last_error": delivery.detail, "next_attempt_at": _now() + delay},
-                    retry=self._retry,
-                    timeout=self._timeout_s,
-                )
-                report.retry_later += 1
+            delivery = client.send(data.get("event", {}), min(ends_at, time.monotonic() + per_event_timeout_s))
+            transient = not delivery.outcome.delivered and delivery.outcome is not Outcome.PERMANENT
+            failures_in_a_row = failures_in_a_row + 1 if transient else 0
+            self._record(snapshot, data, delivery, report)
         return report
+
+    def _record(self, snapshot: Any, data: dict[str, Any], delivery: Delivery, report: ReplayReport) -> None:
+        if delivery.outcome.delivered:
+            snapshot.reference.delete(retry=self._retry, timeout=self._timeout_s)
+            report.delivered += 1
+        elif delivery.outcome is Outcome.PERMANENT:
+            update = {"status": "failed", "last_error": delivery.detail, "next_attempt_at": firestore.DELETE_FIELD}
+            snapshot.reference.update(update, retry=self._retry, timeout=self._timeout_s)
+            log(
+                "ERROR",
+                "billing_event_refused",
+                transaction_id=snapshot.id,
+                status=delivery.status,
+                detail=delivery.detail,
+            )
+            report.failed += 1
+        else:
+            attempts = int(data.get("attempts", 0)) + 1
+            delay = min(_MAX_BACKOFF, _BASE_BACKOFF * 2 ** (attempts - 1))
+            update = {"attempts": attempts, "last_error": delivery.detail, "next_attempt_at": _now() + delay}
+            snapshot.reference.update(update, retry=self._retry, timeout=self._timeout_s)
+            report.retry_later += 1

@@ -10,6 +10,7 @@ from .instance import Instance
 from .logs import log
 
 _PER_EVENT_TIMEOUT_S = 5.0
+_RUN_BUDGET_S = 50.0  # well inside Cloud Scheduler's default 3-minute attempt deadline
 
 
 def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
@@ -22,7 +23,10 @@ def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
     if billing.outbox is None:
         raise ApiError(ErrorCode.UNAVAILABLE, "The billing outbox is disabled (BILLING_OUTBOX=false).")
     report = billing.outbox.replay(
-        billing.client, limit=instance.settings.replay_batch_size, per_event_timeout_s=_PER_EVENT_TIMEOUT_S
+        billing.client,
+        limit=instance.settings.replay_batch_size,
+        per_event_timeout_s=_PER_EVENT_TIMEOUT_S,
+        budget_s=_RUN_BUDGET_S,
     )
     log("INFO", "billing_replayed", **report.to_dict())
     return json_response(report.to_dict())

@@ -40,8 +40,9 @@ def firestore_client(firestore_emulator) -> Iterator[firestore.Client]:
 
 
 @pytest.fixture
-def outbox(firestore_client: firestore.Client) -> Callable[[str], list[dict[str, Any]]]:
-    """The outbox documents of one subscription (uid)."""
+def outbox(firestore_client: firestore.Client, firestore_emulator) -> Callable[[str], list[dict[str, Any]]]:
+    """The outbox documents of one subscription (uid); the outbox starts empty for each test."""
+    firestore_emulator.clear(PROJECT_ID)
 
     def documents(subscription_id: str) -> list[dict[str, Any]]:
         docs = firestore_client.collection("billing_outbox").stream()
@@ -335,3 +336,33 @@ def test_missing_lago_config_disables_billing_loudly_on_a_deployed_instance(func
     server = function_server(LAGO_API_KEY=None, K_SERVICE="chat")
     disabled = [line for line in server.log_lines() if line["message"] == "lago_logging_disabled"]
     assert disabled == [{"severity": "WARNING", "message": "lago_logging_disabled", "missing": ["LAGO_API_KEY"]}]
+
+
+def test_team_billing_charges_the_team_claim_of_the_token(function_server, fake_lago, auth_emulator, new_user) -> None:
+    server = function_server(LAGO_API_CHARGE_BY="team_id")
+    member, loner = new_user(), new_user()
+    auth_emulator.admin(
+        "POST", "accounts:update", {"localId": member.uid, "customAttributes": '{"team_id": "team-42"}'}
+    )
+    member.token = auth_emulator.sign_in(member.email)
+    response = chat(server, member, {**ask(), "user": "team-other"})
+    assert response.status_code == 200
+    assert [e["transaction_id"] for e in fake_lago.events("team-42")] == [response.json()["id"]]
+    refused = chat(server, loner, ask())
+    assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
+    assert fake_lago.events(loner.uid) == []
+
+
+def test_replay_backs_off_per_event_while_lago_stays_down(chat_server, replay_server, fake_lago, user, outbox) -> None:
+    fake_lago.stop()
+    try:
+        response = chat(chat_server, user, ask())
+        first = replay(replay_server)
+        second = replay(replay_server)  # right away: the event is not due again yet
+    finally:
+        fake_lago.server.start()
+    assert first["retry_later"] >= 1
+    docs = outbox(user.uid)
+    assert [d["id"] for d in docs] == [response.json()["id"]]
+    assert docs[0]["attempts"] == 1, second
+    assert docs[0]["next_attempt_at"].timestamp() > time.time() + 10

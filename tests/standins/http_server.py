@@ -65,6 +65,8 @@ class StandInServer:
     def __init__(self, routes: list[tuple[str, str, Handler]], port: int = 0) -> None:
         self._routes = [(method, re.compile(pattern + r"$"), fn) for method, pattern, fn in routes]
         self.unknown: list[str] = []
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -85,6 +87,17 @@ class StandInServer:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with outer._connections_lock:
+                    outer._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with outer._connections_lock:
+                    outer._connections.discard(self.connection)
+                with contextlib.suppress(OSError):
+                    super().finish()
 
             def _dispatch(self) -> None:
                 path = self.path.partition("?")[0]
@@ -113,8 +126,14 @@ class StandInServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening: new connections are refused until ``start()`` binds the same port again."""
+        """Go down: new connections are refused until ``start()`` binds the same port again, and
+        open keep-alive connections are cut (a real outage does not spare pooled connections)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._connections_lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)

@@ -169,6 +169,16 @@ class AuthEmulator:
         body = response.json()
         return body["localId"], body["idToken"]
 
+    def sign_in(self, email: str, password: str = "correct horse 1") -> str:
+        """A fresh ID token (it carries the user's current custom claims)."""
+        response = httpx.post(
+            f"http://{self.host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake-api-key",
+            json={"email": email, "password": password, "returnSecureToken": True},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["idToken"]
+
     def admin(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The emulator's admin REST API (``Bearer owner``), e.g. to disable a user."""
         response = httpx.request(

@@ -173,8 +173,8 @@ def _fetch_all(refs: list[SecretRef], project: str, emulator: str, deadline: flo
         client.transport.close()
     results: dict[str, Any] = {futures[f].variable: ("timeout", "DeadlineExceeded") for f in late}
     for future in done:
-        error = future.exception()
-        results[futures[future].variable] = future.result() if error is None else _classify(error)
+        failure = future.exception()
+        results[futures[future].variable] = future.result() if failure is None else _classify(failure)
     return results
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .logs import configure, log
+from .settings import is_deployed
 
 LAGO_VARIABLES = ("LAGO_API_BASE", "LAGO_API_KEY", "LAGO_API_EVENT_CODE", "LAGO_API_CHARGE_BY")
 DEFAULT_TIMEOUT_S = 8.0
@@ -80,7 +81,7 @@ def load_secrets(env: MutableMapping[str, str] | None = None) -> SecretReport:
 def _load(env: MutableMapping[str, str]) -> SecretReport:
     project = _first(env, "SECRETS_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
     emulator = env.get("SECRET_MANAGER_EMULATOR_HOST", "").strip()
-    deployed = bool(env.get("K_SERVICE", "").strip())
+    deployed = is_deployed(env)
     if not project or not (emulator or deployed):
         reason = "no project" if emulator or deployed else "not deployed and no SECRET_MANAGER_EMULATOR_HOST"
         log("WARNING" if deployed or emulator else "INFO", "secrets_skipped", reason=reason)

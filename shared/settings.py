@@ -10,6 +10,11 @@ CHARGE_BY_CHOICES = ("user_id", "team_id", "end_user_id")
 DEFAULT_LOCAL_MODEL = "local/demo"
 
 
+def is_deployed(env: Mapping[str, str]) -> bool:
+    """On Cloud Functions. K_SERVICE is set there, and by the Firebase emulator, which says so too."""
+    return bool(env.get("K_SERVICE", "").strip()) and env.get("FUNCTIONS_EMULATOR", "") != "true"
+
+
 class SettingsError(ValueError):
     """The environment holds a setting that cannot be used; every bad key is named."""
 
@@ -73,8 +78,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build the settings; raise ``SettingsError`` naming every malformed key at once."""
         reader = _EnvReader(os.environ if env is None else env)
-        # K_SERVICE is set on Cloud Functions, and by the Firebase emulator (which says so too).
-        deployed = bool(reader.text("K_SERVICE")) and reader.text("FUNCTIONS_EMULATOR") != "true"
+        deployed = is_deployed(reader.env)
         allow_anonymous = reader.flag("ALLOW_ANONYMOUS", False)
         if allow_anonymous and deployed:
             reader.errors.append("ALLOW_ANONYMOUS=true is refused on a deployed instance (K_SERVICE is set)")

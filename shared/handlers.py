@@ -62,6 +62,8 @@ def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
     raw = read_body(request, settings.max_body_bytes)
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
     chat_request = parse_chat_request(raw, settings)
+    if settings.require_billing and not instance.billing.enabled:
+        raise ApiError(ErrorCode.UNAVAILABLE, "Chat is unavailable: billing is not working on this instance.")
     if chat_request.model in instance.unavailable_models:
         message = f"The model '{chat_request.model}' is not available: its provider credentials are missing."
         raise ApiError(ErrorCode.UNAVAILABLE, message)

@@ -61,6 +61,7 @@ class Settings:
     llm_timeout_s: float
     lago: LagoSettings
     outbox_enabled: bool
+    require_billing: bool
     replay_batch_size: int
     budget_cents: int | None
     usage_cache_s: float
@@ -109,6 +110,7 @@ class Settings:
             llm_timeout_s=reader.number("CHAT_LLM_TIMEOUT_S", 60.0, low=0.1, high=3600),
             lago=lago,
             outbox_enabled=reader.flag("BILLING_OUTBOX", True),
+            require_billing=reader.flag("CHAT_REQUIRE_BILLING", False),
             replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 200, low=1),
             budget_cents=reader.optional_integer("CHAT_BUDGET_CENTS"),
             usage_cache_s=reader.number("CHAT_USAGE_CACHE_S", 10.0, low=0, high=3600),

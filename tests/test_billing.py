@@ -366,3 +366,10 @@ def test_replay_backs_off_per_event_while_lago_stays_down(chat_server, replay_se
     assert [d["id"] for d in docs] == [response.json()["id"]]
     assert docs[0]["attempts"] == 1, second
     assert docs[0]["next_attempt_at"].timestamp() > time.time() + 10
+
+
+def test_chat_refuses_unbilled_service_when_billing_is_required(function_server, fake_lago, user) -> None:
+    server = function_server(LAGO_API_KEY=None, CHAT_REQUIRE_BILLING="true")
+    response = chat(server, user, ask())
+    assert response.status_code == 503
+    assert response.json()["error"]["message"] == "Chat is unavailable: billing is not working on this instance."

@@ -34,7 +34,7 @@ def fake_llm() -> Iterator[FakeOpenAI]:
     server = FakeOpenAI().start()
     yield server
     server.release.set()
-    server.server.stop()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

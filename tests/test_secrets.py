@@ -108,7 +108,7 @@ def secret_manager() -> Iterator[FakeSecretManager]:
 def recording_llm() -> Iterator[KeyRecordingLLM]:
     server = KeyRecordingLLM().start()
     yield server
-    server.server.stop()
+    server.stop()
 
 
 @pytest.fixture(scope="module")

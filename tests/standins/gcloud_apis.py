@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.standins.http_server import Request, StandInServer
+from tests.standins.http_server import Request, StandIn, StandInServer
 
 # Every API gcloud may call for deploy.sh's commands.
 APIS = (
@@ -119,7 +119,7 @@ def _apply_update_mask(body: dict, target: dict, mask: str) -> None:
             dst.pop(leaf, None)
 
 
-class GoogleApis:
+class GoogleApis(StandIn):
     """One fake Google Cloud project behind a :class:`StandInServer`."""
 
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
@@ -137,17 +137,6 @@ class GoogleApis:
         self.server = StandInServer(
             [(method, f"{prefix}{api}/{path}", self._route(api, name)) for method, api, path, name in ROUTES]
         )
-
-    def start(self) -> GoogleApis:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def write_gcloud_config(self, config_dir: Path, project: str) -> None:
         """A gcloud configuration (for ``CLOUDSDK_CONFIG=config_dir``) that sends every call here."""

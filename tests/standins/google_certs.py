@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from .http_server import Request, StandInServer
+from .http_server import Request, StandIn, StandInServer
 
 
 def _key_and_cert() -> tuple[rsa.RSAPrivateKey, str]:
@@ -34,7 +34,7 @@ def _key_and_cert() -> tuple[rsa.RSAPrivateKey, str]:
     return key, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-class FakeGoogleCerts:
+class FakeGoogleCerts(StandIn):
     """Serves ``{kid: PEM}`` like https://www.googleapis.com/robot/v1/metadata/x509/securetoken@..."""
 
     KID = "test-kid-1"
@@ -43,10 +43,6 @@ class FakeGoogleCerts:
         self.key, self.cert_pem = _key_and_cert()
         self.other_key, _ = _key_and_cert()  # a key Google never published
         self.server = StandInServer([("GET", r"/certs", self._certs)])
-
-    def start(self) -> FakeGoogleCerts:
-        self.server.start()
-        return self
 
     @property
     def url(self) -> str:

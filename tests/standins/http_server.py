@@ -9,7 +9,7 @@ import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 Handler = Callable[["Request"], None]
 
@@ -137,3 +137,20 @@ class StandInServer:
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+
+
+class StandIn:
+    """A stand-in service: its ``server`` (set in ``__init__``) and the usual start/stop/url."""
+
+    server: StandInServer
+
+    def start(self) -> Self:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url

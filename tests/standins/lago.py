@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema
 
-from .http_server import Request, StandInServer
+from .http_server import Request, StandIn, StandInServer
 
 API_KEY = "lago-test-key-do-not-log"
 
@@ -59,7 +59,7 @@ class Received:
     arrived_at: float
 
 
-class FakeLago:
+class FakeLago(StandIn):
     def __init__(self, api_key: str = API_KEY, port: int = 0) -> None:
         self.api_key = api_key
         self._lock = threading.Lock()
@@ -86,17 +86,6 @@ class FakeLago:
             ],
             port=port,
         )
-
-    def start(self) -> FakeLago:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     # --- test controls -------------------------------------------------------------------
     def reset(self) -> None:
@@ -220,15 +209,7 @@ class FakeLago:
                 self._arrived.notify_all()
                 duplicate = False
         if duplicate:
-            request.send_json(
-                422,
-                {
-                    "status": 422,
-                    "error": "Unprocessable Entity",
-                    "code": "validation_errors",
-                    "error_details": {"transaction_id": ["value_already_exist"]},
-                },
-            )
+            _already_exists(request, "transaction_id")
             return
         request.send_json(
             200,
@@ -304,15 +285,7 @@ class FakeLago:
                 request.send_json(404, {"status": 404, "error": "Not Found", "code": "customer_not_found"})
                 return
             if body["external_id"] in self.subscriptions:
-                request.send_json(
-                    422,
-                    {
-                        "status": 422,
-                        "error": "Unprocessable Entity",
-                        "code": "validation_errors",
-                        "error_details": {"external_id": ["value_already_exist"]},
-                    },
-                )
+                _already_exists(request, "external_id")
                 return
             subscription = _subscription(body, self.customers[body["external_customer_id"]])
             self.subscriptions[body["external_id"]] = subscription
@@ -377,6 +350,19 @@ class FakeLago:
                 }
             ],
         }
+
+
+def _already_exists(request: Request, field: str) -> None:
+    """Lago's answer to a second object with the same unique field (Postgres store)."""
+    request.send_json(
+        422,
+        {
+            "status": 422,
+            "error": "Unprocessable Entity",
+            "code": "validation_errors",
+            "error_details": {field: ["value_already_exist"]},
+        },
+    )
 
 
 def _now_iso() -> str:

@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from .http_server import Request, StandInServer
+from .http_server import Request, StandIn, StandInServer
 
 _DIRECTIVE = re.compile(r"#(status|sleep|words|gap|cut|hold)(?::([\d.]+))?")
 _ERRORS = {
@@ -43,7 +43,7 @@ def answer_words(count: int) -> list[str]:
     return [f"word{i}" for i in range(count)]
 
 
-class FakeOpenAI:
+class FakeOpenAI(StandIn):
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()
@@ -52,10 +52,6 @@ class FakeOpenAI:
                 ("POST", r"(/v1)?/chat/completions", self._chat),
             ]
         )
-
-    def start(self) -> FakeOpenAI:
-        self.server.start()
-        return self
 
     @property
     def base_url(self) -> str:

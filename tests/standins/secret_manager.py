@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import google_crc32c
 
-from .http_server import Request, StandInServer
+from .http_server import Request, StandIn, StandInServer
 
 PROJECT_NUMBER = "123456789012"
 _ID = r"[^/:?]+"
@@ -34,7 +34,7 @@ class _Version:
     enabled: bool = True
 
 
-class FakeSecretManager:
+class FakeSecretManager(StandIn):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._secrets: dict[tuple[str, str], list[_Version]] = {}
@@ -51,13 +51,9 @@ class FakeSecretManager:
             ]
         )
 
-    def start(self) -> FakeSecretManager:
-        self.server.start()
-        return self
-
     def stop(self) -> None:
         self._released.set()
-        self.server.stop()
+        super().stop()
 
     @property
     def host(self) -> str:

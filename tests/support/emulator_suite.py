@@ -58,7 +58,9 @@ class EmulatorSuite:
         self.functions_url = f"http://127.0.0.1:{self.functions_port}/{self.project_id}/{REGION}"
         self.auth_host = f"127.0.0.1:{self.auth_port}"
         self.config_path = ROOT / f".firebase-test-{uuid.uuid4().hex[:12]}.json"
-        self.env = {**os.environ, **env, "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true"}
+        agent = f'--require "{ROOT / "scripts" / "emulator-http-agent.cjs"}"'  # as scripts/run does
+        node_options = " ".join(filter(None, [os.environ.get("NODE_OPTIONS"), agent]))
+        self.env = {**os.environ, **env, "NODE_OPTIONS": node_options, "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true"}
         self._log = tempfile.NamedTemporaryFile(prefix="emulators-", suffix=".log", delete=False)  # noqa: SIM115
         self.log_path = Path(self._log.name)
         self.proc: subprocess.Popen[bytes] | None = None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, expect, sync_playwright
 
 from tests.standins.lago import API_KEY as LAGO_KEY
 from tests.standins.lago import FakeLago
@@ -122,14 +122,14 @@ class ChatPage:
         self.page.get_by_role("button", name="Send").click()
 
     @property
-    def answer(self):  # noqa: ANN201 - a Playwright Locator
+    def answer(self) -> Locator:
         return self.page.locator(".message.assistant").last
 
     def wait_answered(self, state: str = "done") -> str:
         expect(self.answer).to_have_attribute("data-state", state, timeout=WAIT_MS)
         return self.answer.locator(".text").inner_text()
 
-    def usage_row(self, model: str = "local/demo"):  # noqa: ANN201
+    def usage_row(self, model: str = "local/demo") -> Locator:
         return self.page.locator(f'#usage tr[data-model="{model}"]')
 
     def record_answer_states(self) -> None:

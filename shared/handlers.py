@@ -17,6 +17,7 @@ from .lago_accounts import Account
 from .logs import bind_request, log, unbind_request
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
+MODELS_PATH_SUFFIX = "/v1/models"
 _CORS_HEADERS = "Authorization, Content-Type"
 
 
@@ -51,7 +52,9 @@ def serve(
 
 
 def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
-    """``POST .../v1/chat/completions`` under any prefix; ``OPTIONS`` for CORS preflight."""
+    """``POST .../v1/chat/completions`` and ``GET .../v1/models`` under any prefix; ``OPTIONS`` for CORS."""
+    if request.path.rstrip("/").endswith(MODELS_PATH_SUFFIX):
+        return models_route(request, instance)
     if request.path.rstrip("/") == "" or not request.path.rstrip("/").endswith(CHAT_PATH_SUFFIX):
         raise ApiError(ErrorCode.NOT_FOUND, f"Unknown path; POST to {CHAT_PATH_SUFFIX}.")
     if request.method == "OPTIONS":
@@ -88,6 +91,20 @@ def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
         )
     body = chat.complete_json(chat_request, ledger, settings.llm_timeout_s)
     return flask.Response(json.dumps(body), mimetype="application/json")
+
+
+def models_route(request: flask.Request, instance: Instance) -> flask.Response:
+    """``GET .../v1/models``: the allowed models, the default first, in OpenAI's list shape."""
+    if request.method == "OPTIONS":
+        return _preflight(request, instance.settings.cors_origins, "GET, OPTIONS")
+    if request.method != "GET":
+        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use GET.", headers={"Allow": "GET, OPTIONS"})
+    instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    data = [
+        {"id": model, "object": "model", "owned_by": model.partition("/")[0] if "/" in model else "system"}
+        for model in instance.settings.chat_models
+    ]
+    return json_response({"object": "list", "data": data})
 
 
 def usage_route(request: flask.Request, instance: Instance) -> flask.Response:

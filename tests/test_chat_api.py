@@ -121,6 +121,31 @@ def test_local_demo_model_answers_without_a_provider(chat_server: FunctionServer
     assert body["usage"]["completion_tokens"] > 0 and body["usage"]["prompt_tokens"] > 0
 
 
+def test_models_lists_the_allowed_models_default_first(chat_server: FunctionServer, user: User) -> None:
+    response = httpx.get(chat_server.url + "/api/v1/models", headers=user.headers, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "object": "list",
+        "data": [
+            {"id": DEFAULT_MODEL, "object": "model", "owned_by": "openai"},
+            {"id": "local/demo", "object": "model", "owned_by": "local"},
+            {"id": "openai/not-in-cost-map", "object": "model", "owned_by": "openai"},
+        ],
+    }
+
+
+def test_models_needs_a_token_and_get(chat_server: FunctionServer, user: User) -> None:
+    assert_error(httpx.get(chat_server.url + "/v1/models", timeout=10), 401, "invalid_api_key")
+    response = httpx.post(chat_server.url + "/v1/models", headers=user.headers, timeout=10)
+    assert_error(response, 405, "method_not_allowed")
+    preflight = httpx.options(
+        chat_server.url + "/v1/models",
+        headers={"Origin": "https://chat.example.com", "Access-Control-Request-Method": "GET"},
+        timeout=10,
+    )
+    assert preflight.status_code == 204 and "GET" in preflight.headers["access-control-allow-methods"]
+
+
 # --- bad input: the documented 4xx JSON error, never a 500 ----------------------------------
 
 

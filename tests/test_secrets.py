@@ -31,9 +31,10 @@ ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
 MODELS = f"{DEFAULT_MODEL},local/demo,{ANTHROPIC_MODEL}"
 FAULTS_PROJECT = "demo-secrets-faults"
 TIMEOUT_S = 2.0
-# A cold start here takes 3-5 s before any secret is read; generous for a loaded machine, yet far
-# below the minute the client's default retry would take against a hanging endpoint.
-COLD_START_MARGIN_S = 15.0
+# A cold start takes 3-5 s here before any secret is read, and over 15 s when the two cores are
+# busy (seen in CI). The secrets phase itself is bounded precisely by its logged elapsed_ms; this
+# margin only has to stay below the minute the client's default retry would take when hanging.
+COLD_START_MARGIN_S = 40.0
 
 OPENAI_FROM_SM = "sk-sm-default-do-not-log"
 OPENAI_V1, OPENAI_V2, OPENAI_V3 = "sk-sm-v1-do-not-log", "sk-sm-v2-do-not-log", "sk-sm-v3-do-not-log"

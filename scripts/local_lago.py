@@ -23,7 +23,8 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
+        while not stop.wait(0.5):  # a timed wait, so the signal handler gets to run
+            pass
     lago.stop()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -62,7 +63,9 @@ def start_instance(env: Mapping[str, str] | None = None) -> Instance | BrokenIns
     global _instance
     with _lock:
         if _instance is None:
+            began = time.time()
             _instance = _build(os.environ if env is None else env)
+            log("INFO", "instance_timing", started_at=round(began, 3), build_ms=round((time.time() - began) * 1000, 1))
         return _instance
 
 

@@ -84,6 +84,9 @@ class StandInServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: with Nagle's algorithm on, the body
+            # waits for the client's delayed ACK (40 ms on Linux), which real servers don't do.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -9,7 +9,8 @@
   the event (the client has long given up); ``plan("reset")`` drops the connection;
   ``plan("slow:0.5")`` waits then answers normally; ``delay_for(subscription, seconds)`` slows
   every event of one subscription; ``hold(subscription)`` keeps them until released. ``stop()`` / ``start()`` make the port refuse connections.
-- Every accepted event is recorded with its arrival time (``time.monotonic()`` of this process).
+- Every accepted event is recorded with its arrival time (``time.monotonic()`` of this process);
+  ``submitted`` keeps every well-formed event posted, refused resends included.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class FakeLago(StandIn):
         self._keys: set[tuple[str, str]] = set()
         self.requests = 0
         self.duplicates = 0
+        self.submitted: list[dict[str, Any]] = []  # every well-formed event posted, resends included
         self._plan: list[str] = []
         self._delays: dict[str, float] = {}
         self._holds: dict[str, tuple[threading.Event, threading.Event]] = {}
@@ -200,6 +202,7 @@ class FakeLago(StandIn):
     def _store(self, request: Request, event: dict[str, Any]) -> None:
         key = (event["transaction_id"], event["external_subscription_id"])
         with self._arrived:
+            self.submitted.append(event)
             if key in self._keys:
                 self.duplicates += 1
                 duplicate = True

@@ -1,0 +1,54 @@
+"""The fault suite's tally: each cell of ``tests/test_faults.py`` records its counts here, and one
+summary line is printed at the end of the run (whether or not output is captured).
+
+Registered by ``pytest_plugins`` in ``tests/test_faults.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One fault, after its calls: what should be billed and what was found."""
+
+    name: str
+    calls: int
+    expected: int  # successful or partial (billed) calls
+    found: int  # of those, events in Lago or in the outbox
+    lost: int
+    duplicated: int  # billed twice: two Lago events for one call, or a call's event in Lago and pending in the outbox
+    unexpected: int  # events for calls that must bill nothing
+    resends: int  # events Lago refused as already stored (harmless: same id, same timestamp)
+    deferred: int  # events that were in the outbox before the cell's replay
+    unbillable: int = 0  # calls cut by SIGKILL: nothing of the server runs after it (see docs)
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<26} calls {self.calls:>2}  expected {self.expected:>2}  found {self.found:>2}  "
+            f"lost {self.lost}  duplicated {self.duplicated}  unexpected {self.unexpected}  "
+            f"resends {self.resends}  deferred {self.deferred}"
+            + (f"  unbillable (killed) {self.unbillable}" if self.unbillable else "")
+        )
+
+
+CELLS: list[Cell] = []
+
+
+def summary() -> str:
+    return (
+        f"fault suite: {len(CELLS)} cells, {sum(c.calls for c in CELLS)} calls, "
+        f"{sum(c.found for c in CELLS)} events, {sum(c.lost for c in CELLS)} lost, "
+        f"{sum(c.duplicated for c in CELLS)} duplicated, {sum(c.unexpected for c in CELLS)} unexpected"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not CELLS:
+        return
+    terminalreporter.section("fault suite")
+    for cell in CELLS:
+        terminalreporter.write_line(cell.line())
+    terminalreporter.write_line(summary())

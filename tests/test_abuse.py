@@ -1,0 +1,386 @@
+"""Abuse: the server against its OpenAPI document, fuzzed bodies and headers, and token attacks.
+
+The document (``openapi.yaml``) is the contract: every response the running server gives must
+validate against it. Fuzzing (schemathesis's generators driven by Hypothesis) checks that no
+input gets a 5xx or hangs, that every error has our one shape, and that only requests that
+succeeded were billed. Token attacks go through the production verification path.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import schemathesis
+import yaml
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.conftest import DEFAULT_MODEL, PROJECT_ID, User
+from tests.standins.google_certs import FakeGoogleCerts
+from tests.standins.lago import FakeLago
+from tests.support.processes import ROOT, AuthEmulator, FunctionServer
+
+CHAT = "/v1/chat/completions"
+DOCUMENT = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+SCHEMA = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
+CHAT_POST = SCHEMA[CHAT]["POST"]
+CHAT_OPTIONS = SCHEMA[CHAT]["OPTIONS"]
+CONFORMANCE = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+REQUEST_TIMEOUT_S = 15  # "no hang": the slowest legitimate answer here takes well under a second
+
+
+def FUZZ_SETTINGS(max_examples: int) -> settings:  # noqa: N802 - used as a decorator
+    """Bounded and reproducible: a fixed seed, no example database, and no shrinking (which can
+    take minutes against a live server); a failure is reported as generated."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=(Phase.explicit, Phase.generate),
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+def component(name: str) -> jsonschema.Draft202012Validator:
+    """A validator for one of the document's schemas (its ``$ref``s resolve within the document)."""
+    return jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}", **DOCUMENT})
+
+
+ERROR_SHAPE = component("ErrorResponse")
+CHUNK_SHAPE = component("ChatCompletionChunk")
+
+
+def sse_data(text: str) -> list[str]:
+    return [line.removeprefix("data: ") for line in text.splitlines() if line.startswith("data: ")]
+
+
+def success_id(response: Any) -> str:
+    """The call id of a 200, JSON or stream (every chunk carries it)."""
+    content_type = response.headers.get("content-type") or response.headers.get("Content-Type")
+    if isinstance(content_type, list):  # schemathesis's Response keeps every value of a header
+        content_type = content_type[0]
+    if content_type.startswith("text/event-stream"):
+        return json.loads(sse_data(response.text)[0])["id"]
+    return response.json()["id"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_user(auth_emulator: AuthEmulator) -> User:
+    email = f"fuzz-{time.monotonic_ns()}@example.com"
+    uid, token = auth_emulator.sign_up(email)
+    return User(uid, token, email)
+
+
+# --- the contract: the running server's answers validate against openapi.yaml ---------------
+
+
+def test_document_lists_every_error_status_the_chat_function_can_answer() -> None:
+    from shared.errors import ErrorCode
+
+    documented = set(DOCUMENT["paths"][CHAT]["post"]["responses"])
+    reserved = {"402", "415"}  # budget (added with its feature); 415 is defined but never raised
+    assert {str(code.status) for code in ErrorCode} - reserved <= documented | {"405"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": "hello"}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "parts"}]}], "temperature": 0.5},
+        {"model": "local/demo", "messages": [{"role": "user", "content": "local"}]},
+    ],
+)
+def test_json_answers_match_the_document(chat_server: FunctionServer, fuzz_user: User, body: dict[str, Any]) -> None:
+    case = CHAT_POST.Case(body=body, headers=fuzz_user.headers, media_type="application/json")
+    response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+    assert response.status_code == 200, response.text
+    case.validate_response(response, checks=CONFORMANCE)
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_streams_match_the_document(chat_server: FunctionServer, fuzz_user: User, include_usage: bool) -> None:
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": include_usage},
+    }
+    case = CHAT_POST.Case(body=body, headers=fuzz_user.headers, media_type="application/json")
+    response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+    case.validate_response(response, checks=CONFORMANCE)
+    data = sse_data(response.text)
+    assert data[-1] == "[DONE]"
+    for chunk in data[:-1]:
+        CHUNK_SHAPE.validate(json.loads(chunk))
+    assert ("usage" in json.loads(data[-2])) is include_usage
+
+
+def test_stream_cut_midway_ends_with_an_error_event_in_our_shape(chat_server: FunctionServer, fuzz_user: User) -> None:
+    body = {"messages": [{"role": "user", "content": "#cut:2 #words:6"}], "stream": True}
+    response = httpx.post(chat_server.url + CHAT, json=body, headers=fuzz_user.headers, timeout=REQUEST_TIMEOUT_S)
+    data = sse_data(response.text)
+    ERROR_SHAPE.validate(json.loads(data[-1]))
+    for chunk in data[:-1]:
+        CHUNK_SHAPE.validate(json.loads(chunk))
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"{not json", None, 400),
+        ({"messages": []}, None, 400),
+        ({"messages": [{"role": "user", "content": "x"}]}, {"Authorization": "Bearer forged"}, 401),
+        ({"messages": [{"role": "user", "content": "x"}], "model": "gpt-secret"}, None, 404),
+        ({"messages": [{"role": "user", "content": "x" * 300_000}]}, None, 413),
+        ({"messages": [{"role": "user", "content": "#status:429"}]}, None, 429),
+        ({"messages": [{"role": "user", "content": "#status:500"}]}, None, 502),
+        ({"messages": [{"role": "user", "content": "#status:503"}]}, None, 503),
+    ],
+)
+def test_errors_match_the_document(
+    chat_server: FunctionServer, fuzz_user: User, body: Any, headers: dict[str, str] | None, status: int
+) -> None:
+    case = CHAT_POST.Case(body=body, headers=headers or fuzz_user.headers, media_type="application/json")
+    response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+    assert response.status_code == status, response.text
+    case.validate_response(response, checks=CONFORMANCE[1:])  # 5xx are expected here
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("GET", CHAT, 405), ("DELETE", CHAT, 405), ("POST", "/v2", 404)]
+)
+def test_undocumented_methods_and_paths_answer_in_the_error_shape(
+    chat_server: FunctionServer, fuzz_user: User, method: str, path: str, status: int
+) -> None:
+    response = httpx.request(method, chat_server.url + path, headers=fuzz_user.headers, timeout=REQUEST_TIMEOUT_S)
+    assert response.status_code == status
+    ERROR_SHAPE.validate(response.json())
+    if status == 405:
+        assert response.headers["allow"] == "POST, OPTIONS"
+
+
+@pytest.mark.parametrize(("origin", "status"), [("https://chat.example.com", 204), ("https://evil.example", 403)])
+def test_preflight_matches_the_document(chat_server: FunctionServer, origin: str, status: int) -> None:
+    case = CHAT_OPTIONS.Case(headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+    response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+    assert response.status_code == status
+    case.validate_response(response, checks=CONFORMANCE)
+
+
+def test_replay_answer_matches_the_document(function_server: Callable[..., FunctionServer]) -> None:
+    server = function_server(target="replay_billing")
+    case = SCHEMA["/"]["POST"].Case()
+    response = case.call(base_url=server.url, timeout=60)
+    assert response.status_code == 200, response.text
+    case.validate_response(response, checks=CONFORMANCE)
+    wrong = httpx.get(server.url + "/", timeout=10)
+    assert wrong.status_code == 405
+    ERROR_SHAPE.validate(wrong.json())
+
+
+# --- fuzzing: no 5xx, no hang, errors in our shape, and only successes billed ----------------
+
+
+@pytest.fixture
+def billed_only_successes(fake_lago: FakeLago, fuzz_user: User) -> Iterator[list[str]]:
+    """Collects the ids of the fuzzer's successful calls; afterwards Lago must hold exactly those."""
+    before = {e["transaction_id"] for e in fake_lago.events(fuzz_user.uid)}
+    succeeded: list[str] = []
+    yield succeeded
+    billed = [e["transaction_id"] for e in fake_lago.events(fuzz_user.uid) if e["transaction_id"] not in before]
+    assert sorted(billed) == sorted(succeeded), "a rejected request was billed, or a success was not"
+
+
+def _no_directives(case: Any) -> bool:
+    # The LLM stand-in obeys '#sleep:…', '#hold' and '#status:…' in prompts; the fuzzer must not steer it.
+    return "#" not in json.dumps(case.body, default=str)
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_fuzzed_bodies_get_no_5xx_and_only_successes_are_billed(
+    chat_server: FunctionServer, fuzz_user: User, billed_only_successes: list[str], mode: GenerationMode
+) -> None:
+    checks = [*CONFORMANCE, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CONFORMANCE
+    statuses: list[int] = []
+
+    @FUZZ_SETTINGS(max_examples=100)
+    @given(case=CHAT_POST.as_strategy(mode, headers=fuzz_user.headers))
+    def run(case: Any) -> None:
+        assume(_no_directives(case))
+        response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+        case.validate_response(response, checks=checks)
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            billed_only_successes.append(success_id(response))
+
+    run()
+    assert statuses, "the fuzzer made no call"
+    if mode is GenerationMode.POSITIVE:
+        assert statuses.count(200) > len(statuses) // 2, f"valid bodies were mostly refused: {statuses}"
+    else:
+        assert 200 not in statuses
+
+
+# Header values as HTTP allows them: printable ASCII, no surrounding whitespace.
+_HEADER_TEXT = st.text(alphabet=string.printable.strip() + " ", max_size=300).map(str.strip)
+
+
+@st.composite
+def header_sets(draw: st.DrawFn, token: str) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    auth = draw(
+        st.one_of(
+            st.just(f"Bearer {token}"),
+            st.builds(lambda s: f"Bearer {s}".strip(), _HEADER_TEXT),
+            st.builds(lambda s: f"Bearer {token}{s}".strip(), _HEADER_TEXT),
+            _HEADER_TEXT,
+            st.none(),
+        )
+    )
+    if auth is not None:
+        headers["Authorization"] = auth
+    content_type = draw(
+        st.one_of(st.none(), st.sampled_from(["application/json", "text/plain", "multipart/form-data"]), _HEADER_TEXT)
+    )
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    for name in ("Origin", "X-Cloud-Trace-Context", "Accept", "Accept-Encoding"):
+        value = draw(st.one_of(st.none(), _HEADER_TEXT))
+        if value is not None:
+            headers[name] = value
+    extra = draw(st.dictionaries(st.from_regex(r"X-[A-Za-z0-9-]{1,20}", fullmatch=True), _HEADER_TEXT, max_size=3))
+    return {**extra, **headers}
+
+
+def test_fuzzed_headers_get_no_5xx_and_only_successes_are_billed(
+    chat_server: FunctionServer, fuzz_user: User, billed_only_successes: list[str]
+) -> None:
+    body = json.dumps({"messages": [{"role": "user", "content": "fuzzed headers"}]})
+    statuses: list[int] = []
+
+    @FUZZ_SETTINGS(max_examples=120)
+    @given(headers=header_sets(fuzz_user.token))
+    def run(headers: dict[str, str]) -> None:
+        response = httpx.post(chat_server.url + CHAT, content=body, headers=headers, timeout=REQUEST_TIMEOUT_S)
+        assert response.status_code < 500, response.text
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            # Emulator tokens are unsigned, so only their header and claims must be the user's.
+            sent = headers["Authorization"].split()[-1]
+            assert sent.split(".")[:2] == fuzz_user.token.split(".")[:2]
+            billed_only_successes.append(success_id(response))
+        else:
+            ERROR_SHAPE.validate(response.json())
+
+    run()
+    assert 200 in statuses and 401 in statuses
+
+
+# --- token attacks on the production verification path (tests/test_auth.py has the rest) -----
+
+
+def chat_as(server: FunctionServer, headers: dict[str, str] | list[tuple[str, str]], **kwargs: Any) -> httpx.Response:
+    body = kwargs.pop("json", {"messages": [{"role": "user", "content": "attack"}]})
+    return httpx.post(server.url + CHAT, json=body, headers=headers, timeout=REQUEST_TIMEOUT_S, **kwargs)
+
+
+def assert_refused_and_unbilled(response: httpx.Response, fake_lago: FakeLago, uid: str) -> None:
+    assert response.status_code == 401, response.text
+    ERROR_SHAPE.validate(response.json())
+    assert response.json()["error"]["code"] == "invalid_api_key"
+    assert fake_lago.events(uid) == []
+
+
+def test_valid_token_in_body_or_query_is_401_on_the_production_path(
+    prod_auth_server: FunctionServer, google_certs: FakeGoogleCerts, fake_lago: FakeLago
+) -> None:
+    token = google_certs.mint(PROJECT_ID, "attack-body-query")
+    body = {"messages": [{"role": "user", "content": "x"}], "id_token": token, "api_key": token, "token": token}
+    assert_refused_and_unbilled(chat_as(prod_auth_server, {}, json=body), fake_lago, "attack-body-query")
+    for name in ("access_token", "id_token", "key", "token", "auth"):
+        response = chat_as(prod_auth_server, {}, params={name: token})
+        assert_refused_and_unbilled(response, fake_lago, "attack-body-query")
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "two_tokens_one_header",
+        "comma_separated",
+        "two_headers",
+        "basic_scheme",
+        "token_without_scheme",
+        "valid_then_forged_header",
+    ],
+)
+def test_ambiguous_authorization_is_401_on_the_production_path(
+    prod_auth_server: FunctionServer, google_certs: FakeGoogleCerts, fake_lago: FakeLago, shape: str
+) -> None:
+    uid = f"attack-{shape}"
+    good = google_certs.mint(PROJECT_ID, uid)
+    forged = google_certs.mint(PROJECT_ID, uid, key=google_certs.other_key)
+    headers: list[tuple[str, str]] = {
+        "two_tokens_one_header": [("Authorization", f"Bearer {good} {good}")],
+        "comma_separated": [("Authorization", f"Bearer {good}, Bearer {good}")],
+        "two_headers": [("Authorization", f"Bearer {good}"), ("Authorization", f"Bearer {good}")],
+        "basic_scheme": [("Authorization", f"Basic {good}")],
+        "token_without_scheme": [("Authorization", good)],
+        "valid_then_forged_header": [("Authorization", f"Bearer {good}"), ("Authorization", f"Bearer {forged}")],
+    }[shape]
+    assert_refused_and_unbilled(chat_as(prod_auth_server, headers), fake_lago, uid)
+
+
+def test_scheme_is_case_insensitive_but_the_token_is_still_verified(
+    prod_auth_server: FunctionServer, google_certs: FakeGoogleCerts, fake_lago: FakeLago
+) -> None:
+    good = google_certs.mint(PROJECT_ID, "lowercase-bearer")
+    response = chat_as(prod_auth_server, {"Authorization": f"bearer {good}"})
+    assert response.status_code == 200, "RFC 7235: the auth scheme is case-insensitive"
+    assert [e["transaction_id"] for e in fake_lago.events("lowercase-bearer")] == [response.json()["id"]]
+    forged = google_certs.mint(PROJECT_ID, "lowercase-forged", key=google_certs.other_key)
+    assert_refused_and_unbilled(
+        chat_as(prod_auth_server, {"Authorization": f"bearer {forged}"}), fake_lago, "lowercase-forged"
+    )
+
+
+def test_emulator_token_with_bearer_is_401_on_the_production_path(
+    prod_auth_server: FunctionServer, user: User, fake_lago: FakeLago
+) -> None:
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        response = chat_as(prod_auth_server, {"Authorization": f"{scheme} {user.token}"})
+        assert_refused_and_unbilled(response, fake_lago, user.uid)
+
+
+def test_huge_authorization_header_is_refused_without_a_5xx(
+    prod_auth_server: FunctionServer, google_certs: FakeGoogleCerts, fake_lago: FakeLago
+) -> None:
+    good = google_certs.mint(PROJECT_ID, "huge-header")
+    padded = chat_as(prod_auth_server, {"Authorization": f"Bearer {good}{'A' * 7000}"})
+    assert_refused_and_unbilled(padded, fake_lago, "huge-header")
+    # Past gunicorn's 8190-byte field limit the server refuses the request before our code runs.
+    huge = chat_as(prod_auth_server, {"Authorization": f"Bearer {'A' * 100_000}"})
+    assert 400 <= huge.status_code < 500
+    assert fake_lago.events("huge-header") == []

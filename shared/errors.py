@@ -18,7 +18,6 @@ class ErrorCode(enum.Enum):
     MODEL_NOT_FOUND = (404, "invalid_request_error", "model_not_found")
     METHOD_NOT_ALLOWED = (405, "invalid_request_error", "method_not_allowed")
     BODY_TOO_LARGE = (413, "invalid_request_error", "request_too_large")
-    UNSUPPORTED_MEDIA_TYPE = (415, "invalid_request_error", "unsupported_media_type")
     RATE_LIMITED = (429, "rate_limit_error", "rate_limit_exceeded")
     INTERNAL = (500, "server_error", "internal_error")
     UPSTREAM_ERROR = (502, "api_error", "upstream_error")

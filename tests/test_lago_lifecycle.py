@@ -189,3 +189,16 @@ def test_streams_hold_and_settle_the_budget_too(lifecycle_server, fake_lago: Fak
         assert pricey(lifecycle_server, user).status_code == 402, "the open stream holds the room"
         r.read()
     assert pricey(lifecycle_server, user).status_code == 200
+
+
+def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_server, user: User) -> None:
+    import jsonschema
+    import yaml
+
+    from tests.support.processes import ROOT
+
+    document = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    schema = document["paths"]["/api/usage"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    chat(lifecycle_server, user)
+    body = httpx.get(usage_server.url + "/", headers=user.headers, timeout=30).json()
+    jsonschema.Draft202012Validator(schema).validate(body)

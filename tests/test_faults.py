@@ -293,3 +293,48 @@ def test_kill_9_mid_stream_leaves_earlier_calls_billed_exactly_once(
     assert_clean(cell)
     assert killed_id not in {e["transaction_id"] for e in fake_lago.events(user.uid)}
     assert killed_id not in {d["id"] for d in ledger.outbox_documents(user.uid)}
+
+
+# --- Secret Manager at cold start: slow, missing, corrupt -----------------------------------
+
+SECRET_FAULTS = {"sm_slow": "slow", "sm_missing": "missing", "sm_corrupt": "corrupt"}
+
+
+def test_secret_manager_faults_at_cold_start_lose_no_event(
+    function_server: Callable[..., FunctionServer], fake_lago: FakeLago, ledger: Ledger, new_user: Callable[[], User]
+) -> None:
+    """Lago's key from Secret Manager under each fault. Slow (inside the deadline): loaded, every
+    call billed. Missing or corrupt: billing is off, and with ``CHAT_REQUIRE_BILLING`` chat answers
+    503 instead of serving unbilled calls, so no usage goes unrecorded."""
+    from tests.standins.lago import API_KEY
+    from tests.standins.secret_manager import FakeSecretManager
+
+    manager = FakeSecretManager().start()
+    try:
+        servers = {}
+        for name, kind in SECRET_FAULTS.items():
+            if kind != "missing":
+                manager.add(name, "LAGO_API_KEY", API_KEY)
+            if kind in ("slow", "corrupt"):
+                manager.fault(name, "LAGO_API_KEY", kind, seconds=0.5)
+            servers[name] = function_server(
+                wait=False,
+                SECRET_MANAGER_EMULATOR_HOST=manager.host,
+                SECRETS_PROJECT=name,
+                SECRETS="LAGO_API_KEY",
+                SECRETS_TIMEOUT_S="3",
+                LAGO_API_KEY=None,
+                CHAT_REQUIRE_BILLING="true",
+            )
+        for name, server in servers.items():
+            server.wait_ready(60)
+            user = new_user()
+            resends_before = fake_lago.duplicates
+            outcomes = [call(server, user, "secret fault", stream=index % 2 == 1) for index in range(4)]
+            served = SECRET_FAULTS[name] == "slow"
+            assert [o.status for o in outcomes] == [200 if served else 503] * 4, name
+            cell = ledger.tally(name, user.uid, outcomes, resends_before, unbillable=0)
+            assert_clean(cell)
+            assert cell.expected == (4 if served else 0)
+    finally:
+        manager.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -27,6 +28,17 @@ OPENAI_KEY = "sk-test-provider-secret-do-not-log"
 EVENT_CODE = "llm_tokens"
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 _counter = itertools.count()
+
+
+def _quiet_litellm_teardown(unraisable: sys.UnraisableHookArgs) -> None:
+    # LiteLLM's aiohttp transport fails in __del__ at interpreter exit (a LiteLLM bug); the tests
+    # that import LiteLLM in this process would end every run with that traceback.
+    if "LiteLLMAiohttpTransport" in repr(unraisable.object):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+sys.unraisablehook = _quiet_litellm_teardown
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import FIREBASE_BIN, ROOT, free_port, wait_until
+from tests.support.processes import FIREBASE_BIN, PASSWORD, ROOT, free_port, sign_up, wait_until
 
 REGION = "us-central1"
 
@@ -121,15 +121,9 @@ class EmulatorSuite:
             self.stop()
         return subprocess.CompletedProcess(self.proc.args, returncode, self.logs().encode(), b"")
 
-    def sign_up(self, email: str, password: str = "correct horse 1") -> tuple[str, str]:
+    def sign_up(self, email: str, password: str = PASSWORD) -> tuple[str, str]:
         """A new user in the suite's Auth emulator: ``(uid, ID token)``."""
-        response = httpx.post(
-            f"http://{self.auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake-api-key",
-            json={"email": email, "password": password, "returnSecureToken": True},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return response.json()["localId"], response.json()["idToken"]
+        return sign_up(self.auth_host, email, password)
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -27,6 +27,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+PASSWORD = "correct horse 1"
+
+
+def sign_up(auth_host: str, email: str, password: str = PASSWORD) -> tuple[str, str]:
+    """A new user in the Auth emulator at ``auth_host``: ``(uid, ID token)``."""
+    response = httpx.post(
+        f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake-api-key",
+        json={"email": email, "password": password, "returnSecureToken": True},
+        timeout=10,
+    )
+    response.raise_for_status()
+    body = response.json()
+    return body["localId"], body["idToken"]
+
+
 def wait_until(check: Any, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Poll ``check`` until it is true (servers report readiness only by answering)."""
     deadline = time.monotonic() + timeout
@@ -158,18 +173,11 @@ class AuthEmulator:
         )
         return self
 
-    def sign_up(self, email: str, password: str = "correct horse 1") -> tuple[str, str]:
+    def sign_up(self, email: str, password: str = PASSWORD) -> tuple[str, str]:
         """A new user: ``(uid, ID token)``."""
-        response = httpx.post(
-            f"http://{self.host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake-api-key",
-            json={"email": email, "password": password, "returnSecureToken": True},
-            timeout=10,
-        )
-        response.raise_for_status()
-        body = response.json()
-        return body["localId"], body["idToken"]
+        return sign_up(self.host, email, password)
 
-    def sign_in(self, email: str, password: str = "correct horse 1") -> str:
+    def sign_in(self, email: str, password: str = PASSWORD) -> str:
         """A fresh ID token (it carries the user's current custom claims)."""
         response = httpx.post(
             f"http://{self.host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake-api-key",

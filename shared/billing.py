@@ -187,7 +187,7 @@ class BillingLedger:
         """Keep the budget reservation until the flush settles it with the calls' real cost."""
         self._reservation = reservation
 
-    def start_call(self, model: str, messages: list[dict[str, Any]]) -> CallContext:
+    def start_call(self, model: str) -> CallContext:
         """A new call id and time, registered so the callback's event can be matched to it."""
         call = CallContext(
             call_id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -195,7 +195,6 @@ class BillingLedger:
             uid=self._caller.uid,
             subscription_id=self._subscription,
             model=model,
-            messages=messages,
         )
         self._calls.append(call)
         if self._billing.enabled:

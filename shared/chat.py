@@ -24,7 +24,7 @@ from .llm import CallContext
 
 def complete_json(request: ChatRequest, ledger: BillingLedger, timeout_s: float) -> dict[str, Any]:
     """A ``chat.completion`` body; the call is billed before this returns."""
-    call = ledger.start_call(request.model, request.messages)
+    call = ledger.start_call(request.model)
     try:
         response = llm.complete(request, call, timeout_s)
         cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
@@ -41,7 +41,7 @@ def complete_json(request: ChatRequest, ledger: BillingLedger, timeout_s: float)
 
 def open_event_stream(request: ChatRequest, ledger: BillingLedger, timeout_s: float) -> Iterator[str]:
     """Start the call (errors before the first byte raise ``ApiError``) and return its SSE lines."""
-    call = ledger.start_call(request.model, request.messages)
+    call = ledger.start_call(request.model)
     try:
         stream = llm.open_stream(request, call, timeout_s)
     except ApiError:

@@ -53,9 +53,10 @@ def serve(
 
 def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
     """``POST .../v1/chat/completions`` and ``GET .../v1/models`` under any prefix; ``OPTIONS`` for CORS."""
-    if request.path.rstrip("/").endswith(MODELS_PATH_SUFFIX):
+    path = request.path.rstrip("/")
+    if path.endswith(MODELS_PATH_SUFFIX):
         return models_route(request, instance)
-    if request.path.rstrip("/") == "" or not request.path.rstrip("/").endswith(CHAT_PATH_SUFFIX):
+    if not path.endswith(CHAT_PATH_SUFFIX):
         raise ApiError(ErrorCode.NOT_FOUND, f"Unknown path; POST to {CHAT_PATH_SUFFIX}.")
     if request.method == "OPTIONS":
         return _preflight(request, instance.settings.cors_origins, "POST, OPTIONS")

@@ -22,7 +22,6 @@ class CallContext:
     uid: str
     subscription_id: str
     model: str
-    messages: list[dict[str, Any]]
 
     def metadata(self) -> dict[str, Any]:
         # LiteLLM's Lago callback reads the payer from this key (LAGO_API_CHARGE_BY=user_id).

@@ -63,6 +63,10 @@ class Settings:
     outbox_enabled: bool
     require_billing: bool
     replay_batch_size: int
+    """``BILLING_REPLAY_BATCH``: outbox events a replay run reads and claims at a time (a page)."""
+    replay_budget_s: float
+    """``BILLING_REPLAY_BUDGET_S``: how long one replay run keeps draining; keep it under the
+    function's timeout, with a few seconds for the run's last writes."""
     budget_cents: int | None
     usage_cache_s: float
     local_model_delay_ms: int
@@ -111,7 +115,8 @@ class Settings:
             lago=lago,
             outbox_enabled=reader.flag("BILLING_OUTBOX", True),
             require_billing=reader.flag("CHAT_REQUIRE_BILLING", False),
-            replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 200, low=1),
+            replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 500, low=1),
+            replay_budget_s=reader.number("BILLING_REPLAY_BUDGET_S", 50.0, low=0.1, high=3600),
             budget_cents=reader.optional_integer("CHAT_BUDGET_CENTS"),
             usage_cache_s=reader.number("CHAT_USAGE_CACHE_S", 10.0, low=0, high=3600),
             local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),

@@ -197,6 +197,8 @@ class ReplayRun:
             return batch, None
         deadline = min(self._ends_at, time.monotonic() + _BATCH_DEADLINE_S)
         deliveries = self._client.send_batch([claim.event for claim in batch], deadline)
+        if deadline == self._ends_at and all(d.outcome is Outcome.TRANSIENT for d in deliveries):
+            return batch, None  # the run's time ran out, not Lago: hand them back, due at once
         resets = [d.retry_after_s for d in deliveries if d.retry_after_s is not None]
         if resets:
             self._pacer.pause(max(resets))  # Lago said when its limit resets: every sender waits

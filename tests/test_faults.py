@@ -12,10 +12,12 @@ A cell fails on any lost, duplicated or unexpected event; the run ends with one 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
 import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from tests.conftest import DEFAULT_MODEL, PROJECT_ID, User
 from tests.standins.lago import FakeLago
+from tests.support.outbox_seed import seed_outbox
 from tests.support.processes import FirestoreEmulator, FunctionServer
 
 if TYPE_CHECKING:
@@ -111,14 +114,25 @@ class Ledger:
         documents = self.outbox.collection("billing_outbox").where(filter=mine).stream()
         return [{"id": d.id, **(d.to_dict() or {})} for d in documents]
 
-    def replay(self) -> None:
-        response = httpx.post(self.replay_url + "/", timeout=60)
+    def replay(self, url: str | None = None) -> dict[str, Any]:
+        response = httpx.post((url or self.replay_url) + "/", timeout=120)
         assert response.status_code == 200, response.text
+        report: dict[str, Any] = response.json()
+        return report
 
-    def tally(self, name: str, uid: str, outcomes: list[Outcome], resends_before: int, unbillable: int = 0) -> Cell:
-        """Replay the outbox, then count; the cell is recorded for the summary line."""
+    def tally(
+        self,
+        name: str,
+        uid: str,
+        outcomes: list[Outcome],
+        resends_before: int,
+        unbillable: int = 0,
+        note: Callable[[dict[str, Any]], str] | None = None,
+    ) -> Cell:
+        """Replay the outbox, then count; the cell is recorded for the summary line.
+        ``note`` describes the replay's report on that line."""
         deferred = len(self.outbox_documents(uid))
-        self.replay()
+        report = self.replay()
         expected = {o.call_id for o in outcomes if o.billable}
         lago_ids = Counter(e["transaction_id"] for e in self.lago.events(uid))
         documents = self.outbox_documents(uid)
@@ -137,6 +151,7 @@ class Ledger:
             resends=self.lago.duplicates - resends_before,
             deferred=deferred,
             unbillable=unbillable,
+            note=note(report) if note else "",
         )
         self.report.CELLS.append(cell)
         return cell
@@ -293,6 +308,76 @@ def test_kill_9_mid_stream_leaves_earlier_calls_billed_exactly_once(
     assert_clean(cell)
     assert killed_id not in {e["transaction_id"] for e in fake_lago.events(user.uid)}
     assert killed_id not in {d["id"] for d in ledger.outbox_documents(user.uid)}
+
+
+# --- the replay: a large backlog, and two runs at once ----------------------------------------
+
+BACKLOG = 10_000
+
+
+def queued(ids: list[str]) -> list[Outcome]:
+    """Events that reached the outbox and not Lago (each the trace of one billed call)."""
+    return [Outcome(transaction_id, True, 200, "queued") for transaction_id in ids]
+
+
+def drain_rate(report: dict[str, Any]) -> str:
+    seconds = report["seconds"]
+    rate = report["delivered"] / seconds if seconds else 0
+    return (
+        f"one run: {report['delivered']:,} delivered in {seconds:.1f} s ({rate:,.0f}/s), "
+        f"{report['requests']} batch requests, {report['remaining']} left"
+    )
+
+
+def test_backlog_of_10000_events_drains_in_one_run(
+    fake_lago: FakeLago, ledger: Ledger, outbox_client: firestore.Client, new_user: Callable[[], User]
+) -> None:
+    """Target: 10,000 queued events drained by one run (its budget: 50 s), nothing lost or doubled,
+    with Lago's rate limit (here 20 requests/s, below the run's own pace) answering 429s."""
+    user = new_user()
+    resends_before = fake_lago.duplicates
+    ids = seed_outbox(outbox_client, user.uid, BACKLOG)
+    fake_lago.rate_limit(20)
+    cell = ledger.tally("replay_backlog_10000", user.uid, queued(ids), resends_before, note=drain_rate)
+    assert_clean(cell)
+    assert cell.deferred == BACKLOG and cell.resends == 0
+    assert ledger.outbox_documents(user.uid) == [], "one run drained the whole backlog"
+
+
+@pytest.fixture(scope="module")
+def second_replay_server(function_server: Callable[..., FunctionServer]) -> FunctionServer:
+    return function_server(target="replay_billing")
+
+
+def test_two_concurrent_replays_send_each_event_once(
+    fake_lago: FakeLago,
+    ledger: Ledger,
+    outbox_client: firestore.Client,
+    replay_server: FunctionServer,
+    second_replay_server: FunctionServer,
+    new_user: Callable[[], User],
+) -> None:
+    """Two instances replay at once (a scheduler retry, a manual run): each claims its pages by
+    lease, so no event is sent twice, not even as a copy Lago would dedupe."""
+    user = new_user()
+    resends_before, submitted_before = fake_lago.duplicates, len(fake_lago.submitted)
+    ids = seed_outbox(outbox_client, user.uid, 3_000)
+    start = threading.Barrier(2)
+
+    def replay(server: FunctionServer) -> dict[str, Any]:
+        start.wait()
+        return ledger.replay(server.url)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(replay, [replay_server, second_replay_server]))
+    split = " + ".join(f"{r['delivered']:,}" for r in reports)
+    cell = ledger.tally(
+        "replay_concurrent_runs", user.uid, queued(ids), resends_before, note=lambda _: f"runs delivered {split}"
+    )
+    assert_clean(cell)
+    assert cell.resends == 0
+    mine = [e for e in fake_lago.submitted[submitted_before:] if e["external_subscription_id"] == user.uid]
+    assert len(mine) == 3_000, "every event was sent exactly once"
 
 
 # --- Secret Manager at cold start: slow, missing, corrupt -----------------------------------

@@ -18,6 +18,7 @@ from httpx_sse import connect_sse
 
 from tests.conftest import DEFAULT_MODEL, EVENT_CODE, PROJECT_ID, User
 from tests.standins.lago import FakeLago
+from tests.support.outbox_seed import seed_outbox
 from tests.support.processes import FunctionServer
 
 CHAT = "/v1/chat/completions"
@@ -273,6 +274,19 @@ def test_lago_down_keeps_chat_working_and_replay_delivers_once(
     assert outbox(user.uid) == []
     replay(replay_server)
     assert len(fake_lago.events(user.uid)) == 4
+
+
+def test_replay_with_a_slow_lago_drains_the_outbox_and_answers_200(
+    replay_server, fake_lago: FakeLago, firestore_client: firestore.Client, user: User, outbox
+) -> None:
+    """Seen: 40 events and Lago at 0.4 s a request ended the run in a 500 after 5.3 s, 27 left."""
+    ids = seed_outbox(firestore_client, user.uid, 40)
+    fake_lago.delay_for(user.uid, 0.4)
+    report = replay(replay_server)
+    assert (report["delivered"], report["remaining"]) == (40, 0)
+    assert report["requests"] == 1, "one batch request for the 40"
+    assert sorted(e["transaction_id"] for e in fake_lago.events(user.uid)) == sorted(ids)
+    assert outbox(user.uid) == []
 
 
 def test_replay_of_an_event_lago_already_has_counts_as_delivered(

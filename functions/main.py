@@ -19,8 +19,10 @@ import functions_framework  # noqa: E402
 
 from shared import handlers, replay  # noqa: E402
 from shared.instance import start_instance  # noqa: E402
+from shared.shutdown import hook_worker_sigterm  # noqa: E402
 
 instance = start_instance()
+hook_worker_sigterm()  # in the master, before gunicorn forks its worker
 
 
 @functions_framework.http

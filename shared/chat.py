@@ -18,8 +18,12 @@ from . import llm
 from .billing import BillingLedger
 from .billing_event import CallUsage, usage_from_response
 from .chat_request import ChatRequest
-from .errors import ApiError
+from .errors import ApiError, ErrorCode
 from .llm import CallContext
+from .shutdown import SHUTDOWN
+
+# The error event that ends a stream the instance's shutdown cut short (its sent part is billed).
+SHUTTING_DOWN = ApiError(ErrorCode.UNAVAILABLE, "The server is shutting down; the answer was cut short. Retry it.")
 
 
 def complete_json(request: ChatRequest, ledger: BillingLedger, timeout_s: float) -> dict[str, Any]:
@@ -54,7 +58,7 @@ def open_event_stream(request: ChatRequest, ledger: BillingLedger, timeout_s: fl
 def _sse(stream: Any, request: ChatRequest, call: CallContext, ledger: BillingLedger) -> Iterator[str]:
     sent: list[Any] = []
     final_usage: CallUsage | None = None
-    done = False
+    done = cut_short = False
     try:
         try:
             for chunk in stream:
@@ -65,6 +69,9 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, ledger: BillingLe
                 else:
                     sent.append(chunk)
                 yield _data(chunk, call, request.model)
+                if SHUTDOWN.stream_must_end():
+                    cut_short = True  # the instance is going away: bill what was sent, then end
+                    break
         except Exception as error:  # noqa: BLE001 - a provider failure mid-stream ends the stream
             api_error = llm.provider_error(error, call)
             _record(ledger, call, request, sent, final_usage)
@@ -75,7 +82,7 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, ledger: BillingLe
         _record(ledger, call, request, sent, final_usage)
         ledger.flush()
         done = True
-        yield "data: [DONE]\n\n"
+        yield f"data: {json.dumps(SHUTTING_DOWN.to_dict())}\n\n" if cut_short else "data: [DONE]\n\n"
     finally:
         if not done:  # the client went away: bill what was generated, before the request ends
             _record(ledger, call, request, sent, final_usage)

@@ -15,6 +15,7 @@ from .errors import ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
 from .lago_accounts import Account
 from .logs import bind_request, log, unbind_request
+from .shutdown import SHUTDOWN
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
 MODELS_PATH_SUFFIX = "/v1/models"
@@ -38,6 +39,10 @@ def serve(
     try:
         if isinstance(instance, BrokenInstance):
             raise instance.error()
+        if SHUTDOWN.draining:  # SIGTERM came: this instance takes no new work
+            raise ApiError(
+                ErrorCode.UNAVAILABLE, "This instance is shutting down; retry.", headers={"Retry-After": "1"}
+            )
         response = route(request, instance)
     except ApiError as error:
         response = error_response(error)

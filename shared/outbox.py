@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .billing_event import LagoEvent
 from .logs import log
+from .shutdown import SHUTDOWN
 
 if TYPE_CHECKING:
     from google.api_core.retry import Retry
@@ -83,10 +84,10 @@ class Outbox:
         }
         if not permanent:
             document["next_attempt_at"] = _now()
+        reference = self._collection().document(event["transaction_id"])
+        timeout_s = SHUTDOWN.outbox_timeout(self._timeout_s)  # shorter once SIGTERM came
         try:
-            self._collection().document(event["transaction_id"]).set(
-                document, retry=self._retry, timeout=self._timeout_s
-            )
+            reference.set(document, retry=self._retry if timeout_s == self._timeout_s else None, timeout=timeout_s)
         except Exception as error:  # noqa: BLE001 - last line of defence: the log keeps the event
             log("ERROR", "billing_outbox_write_failed", error_class=type(error).__name__, event=dict(event))
             return False

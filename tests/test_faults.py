@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -308,6 +309,67 @@ def test_kill_9_mid_stream_leaves_earlier_calls_billed_exactly_once(
     assert_clean(cell)
     assert killed_id not in {e["transaction_id"] for e in fake_lago.events(user.uid)}
     assert killed_id not in {d["id"] for d in ledger.outbox_documents(user.uid)}
+
+
+# --- SIGTERM mid-stream: what Cloud Run does when it scales an instance down -----------------
+
+STREAMS_AT_SIGTERM = 3
+
+
+def test_sigterm_mid_stream_bills_every_stream_within_8_s(
+    function_server: Callable[..., FunctionServer], fake_lago: FakeLago, ledger: Ledger, new_user: Callable[[], User]
+) -> None:
+    """Streams with a chunk every 500 ms; SIGTERM to gunicorn's master (as Cloud Run sends it to
+    the container's first process) at ~3 s, SIGKILL of everything 10 s later. The long streams
+    end with an error event and are billed as partial; one that ends within a second of the
+    SIGTERM finishes. Every event is in Lago (or the outbox) within 8 s of the SIGTERM."""
+    user = new_user()
+    resends_before = fake_lago.duplicates
+    server = function_server(LAGO_FLUSH_TIMEOUT_S="3")
+    prompts = ["#words:60 #gap:500"] * STREAMS_AT_SIGTERM + ["#words:8 #gap:500"]
+    at_three_seconds = threading.Barrier(len(prompts) + 1)  # each stream has its 6th chunk
+    received: list[list[str]] = [[] for _ in prompts]
+
+    def read(index: int) -> None:
+        body = {"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": prompts[index]}], "stream": True}
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream("POST", server.url + CHAT, json=body, headers=user.headers) as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    received[index].append(line.removeprefix("data: "))
+                    if len(received[index]) == 6:
+                        at_three_seconds.wait(30)
+
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(len(prompts))]
+    for reader in readers:
+        reader.start()
+    at_three_seconds.wait(30)
+    sigterm_at = time.monotonic()
+    os.kill(server.proc.pid, signal.SIGTERM)
+    sigkill = threading.Timer(10, server.signal, [signal.SIGKILL])  # Cloud Run's grace period
+    sigkill.start()
+    try:
+        for reader in readers:
+            reader.join(15)
+        server.proc.wait(15)
+    finally:
+        sigkill.cancel()
+    ends = [json.loads(chunks[-1]) if chunks[-1] != "[DONE]" else "[DONE]" for chunks in received]
+    assert ends[-1] == "[DONE]", "the stream about to end finished"
+    assert all(end["error"]["code"] == "service_unavailable" for end in ends[:-1]), ends
+    ids = [json.loads(chunks[0])["id"] for chunks in received]
+    billed = {a.event["transaction_id"]: a for a in fake_lago.arrivals(user.uid)}
+    assert set(ids) <= set(billed), "every stream is billed in Lago"
+    assert all(billed[i].arrived_at - sigterm_at < 8 for i in ids), "within 8 s of the SIGTERM"
+    assert [billed[i].event["properties"].get("partial") for i in ids] == ["true"] * STREAMS_AT_SIGTERM + [None]
+    outcomes = [Outcome(i, True, 200, "error-event") for i in ids]
+    took = max(billed[i].arrived_at for i in ids) - sigterm_at
+    cell = ledger.tally(
+        "sigterm_mid_stream", user.uid, outcomes, resends_before, note=lambda _: f"billed {took:.1f} s after SIGTERM"
+    )
+    assert_clean(cell)
 
 
 # --- the replay: a large backlog, and two runs at once ----------------------------------------

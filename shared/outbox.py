@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 COLLECTION = "billing_outbox"
 _MAX_BACKOFF = dt.timedelta(hours=1)
 _BASE_BACKOFF = dt.timedelta(seconds=30)
+_BATCH_TIMEOUT_S = 30.0  # per Firestore call of a replay run (a page of 500 on a busy database)
 _WRITES_PER_COMMIT = 500  # Firestore's classic limit of writes in one batch or transaction
 
 
@@ -56,6 +57,7 @@ class Outbox:
         self._project_id = project_id or None
         self._timeout_s = timeout_s
         self._retry: Retry | None = None
+        self._batch_retry: Retry | None = None  # a replay's reads and writes: no request waits on them
         self._client: firestore.Client | None = None
         self._lock = threading.Lock()
 
@@ -67,6 +69,7 @@ class Outbox:
                     from google.cloud import firestore
 
                     self._retry = Retry(initial=0.1, maximum=1.0, timeout=self._timeout_s)
+                    self._batch_retry = Retry(initial=0.2, maximum=2.0, timeout=_BATCH_TIMEOUT_S)
                     self._client = firestore.Client(project=self._project_id)
         return self._client
 
@@ -115,7 +118,7 @@ class Outbox:
         )
         if after is not None:
             query = query.start_after(after)
-        return list(query.get(retry=self._retry, timeout=self._timeout_s))
+        return list(query.get(retry=self._batch_retry, timeout=_BATCH_TIMEOUT_S))
 
     def claim(self, due: Sequence[Any], run_id: str, lease_until: dt.datetime) -> list[Claimed]:
         """Lease what is still due, in transactions: ``leased_by`` and a ``next_attempt_at`` at
@@ -127,7 +130,7 @@ class Outbox:
         @firestore.transactional
         def claim(transaction: firestore.Transaction, refs: list[Any]) -> list[Claimed]:
             now, mine = _now(), []
-            for snapshot in transaction.get_all(refs):
+            for snapshot in transaction.get_all(refs, retry=self._batch_retry, timeout=_BATCH_TIMEOUT_S):
                 data = snapshot.to_dict() if snapshot.exists else None
                 if not data or data.get("status") != "pending" or data.get("next_attempt_at", now) > now:
                     continue
@@ -179,15 +182,15 @@ class Outbox:
             else:
                 batch.update(reference, update)
         try:
-            batch.commit(retry=self._retry, timeout=self._timeout_s)
+            batch.commit(retry=self._batch_retry, timeout=_BATCH_TIMEOUT_S)
         except NotFound:
             for doc_id, update in writes:
                 reference = self._collection().document(doc_id)
                 with contextlib.suppress(NotFound):
                     if update is None:
-                        reference.delete(retry=self._retry, timeout=self._timeout_s)
+                        reference.delete(retry=self._batch_retry, timeout=_BATCH_TIMEOUT_S)
                     else:
-                        reference.update(update, retry=self._retry, timeout=self._timeout_s)
+                        reference.update(update, retry=self._batch_retry, timeout=_BATCH_TIMEOUT_S)
 
     def count_pending(self) -> int | None:
         """Pending events, due now or backing off; None (logged) if Firestore cannot say."""
@@ -195,7 +198,7 @@ class Outbox:
 
         query = self._collection().where(filter=FieldFilter("status", "==", "pending")).count()
         try:
-            result = query.get(retry=self._retry, timeout=self._timeout_s)
+            result = query.get(retry=self._batch_retry, timeout=_BATCH_TIMEOUT_S)
         except Exception as error:  # noqa: BLE001 - only the count is missing; the run's work is done
             log("WARNING", "billing_outbox_count_failed", error_class=type(error).__name__)
             return None

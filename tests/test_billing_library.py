@@ -86,13 +86,13 @@ def test_a_request_with_several_calls_bills_each_once(
     monkeypatch.setenv("OPENAI_API_BASE", fake_llm.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     billing = Billing(lago_settings(fake_lago), project_id="demo", outbox_enabled=False, deployed=False)
-    ledger = billing.ledger(Caller("multi-call-user"))
+    request_billing = billing.for_request(Caller("multi-call-user"))
     request = ChatRequest("openai/gpt-4o-mini", [{"role": "user", "content": "a b"}], False, False, {"max_tokens": 20})
     failing = ChatRequest("openai/gpt-4o-mini", [{"role": "user", "content": "#status:500"}], False, False, {})
-    first = chat.complete_json(request, ledger, 10)
+    first = chat.complete_json(request, request_billing, 10)
     with pytest.raises(ApiError):
-        chat.complete_json(failing, ledger, 10)  # a failed retry in between bills nothing
-    second = chat.complete_json(request, ledger, 10)
+        chat.complete_json(failing, request_billing, 10)  # a failed retry in between bills nothing
+    second = chat.complete_json(request, request_billing, 10)
     events = fake_lago.events("multi-call-user")
     assert [e["transaction_id"] for e in events] == [first["id"], second["id"]]
     assert len(billing.pending) == 0, "nothing left behind for the callback to grow"

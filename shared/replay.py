@@ -27,9 +27,9 @@ from typing import Any
 import flask
 
 from .errors import ApiError, ErrorCode
-from .handlers import json_response
+from .handlers import Routes, json_response
 from .instance import Instance
-from .lago_client import BATCH_LIMIT, Delivery, LagoEventsClient, Outcome
+from .lago_events import BATCH_LIMIT, Delivery, LagoEventsClient, Outcome
 from .logs import log
 from .outbox import Claimed, Outbox, chunks
 
@@ -219,8 +219,6 @@ def _hand_over(pages: queue.Queue[list[Claimed] | BaseException | None], claimed
 
 def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
     """Drain the outbox; answers with the run's counts. Access is IAM's job (the function is private)."""
-    if request.method != "POST":
-        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use POST.", headers={"Allow": "POST"})
     billing = instance.billing
     if not billing.enabled or billing.client is None:
         raise ApiError(ErrorCode.UNAVAILABLE, "Billing is not configured on this instance.")
@@ -233,6 +231,10 @@ def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
     report = _outbox_guarded(run.run, run.report)
     log("INFO" if report.remaining == 0 else "WARNING", "billing_replayed", **report.to_dict())
     return json_response(report.to_dict())
+
+
+# Any path; no CORS preflight: only Cloud Scheduler calls it.
+REPLAY_ROUTES: Routes = {"": {"POST": replay_route}}
 
 
 def _outbox_guarded(run: Callable[[], ReplayReport], partial: ReplayReport) -> ReplayReport:

@@ -18,7 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from google.cloud import firestore  # noqa: E402
 
-from shared.lago_client import LagoEventsClient, Outcome  # noqa: E402
+from shared.lago_events import LagoEventsClient, Outcome  # noqa: E402
 from shared.outbox import Outbox  # noqa: E402
 from shared.replay import ReplayRun  # noqa: E402
 from tests.standins.lago import API_KEY, FakeLago  # noqa: E402

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -139,24 +140,29 @@ class _StreamBill:
         self.sent: list[Any] = []
         self.final: CallUsage | None = None
         self._settled = False
+        self._lock = threading.Lock()
 
     def settle(self) -> None:
-        """Bill what was generated; idempotent, so the stream's ``finally`` can call it again."""
-        if self._settled:
-            return
-        self._settled = True
+        """Bill what was generated; idempotent, so the stream's ``finally`` can call it again, and
+        thread-safe: at shutdown another thread settles a stream stuck waiting on its provider."""
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+        sent = list(self.sent)
         if self.final is not None:
             self._billing.succeeded(self._call, self.final)
-        elif not self.sent:
+        elif not sent:
             self._billing.failed(self._call)  # nothing generated, nothing billed
         else:
-            rebuilt = litellm.stream_chunk_builder(self.sent, messages=self._request.messages)
+            rebuilt = litellm.stream_chunk_builder(sent, messages=self._request.messages)
             self._billing.succeeded(self._call, usage_from_response(rebuilt, self._request.model, partial=True))
         self._billing.flush()
 
 
 def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestBilling) -> Iterator[str]:
     bill = _StreamBill(billing, call, request)
+    untrack = SHUTDOWN.track(bill.settle)
     try:
         last = "data: [DONE]\n\n"
         try:
@@ -177,6 +183,7 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
         yield last
     finally:
         bill.settle()  # the client went away: bill what was generated, before the request ends
+        untrack()
         _close(stream)
 
 

@@ -2,9 +2,11 @@
 
 From SIGTERM on, the instance takes no new work (gunicorn stops accepting; a request on a
 kept-alive connection gets a 503 with ``Retry-After``), streams still going after
-``FINISH_WITHIN_S`` end with an error event (those about to end finish normally), each bills
-what it sent as partial, and every flush is bounded so that all of it is in Lago, or else in
-the outbox, by ``FLUSHED_BY_S``. gunicorn's graceful timeout (30 s) is longer than Cloud Run's
+``FINISH_WITHIN_S`` end with an error event at their next chunk (those about to end finish
+normally), each bills what it sent as partial, and every flush is bounded so that all of it is
+in Lago, or else in the outbox, by ``FLUSHED_BY_S``. A stream whose provider sends nothing
+more is billed anyway at ``SETTLE_STUCK_AT_S``, from another thread (its client connection
+ends with the process). gunicorn's graceful timeout (30 s) is longer than Cloud Run's
 10 s, so it never cuts that short.
 
 One per process (a signal reaches a process), installed by ``functions/main.py``: the hook
@@ -14,14 +16,17 @@ because functions-framework gives no way to add gunicorn's own hooks. What still
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .logs import log
 
 FINISH_WITHIN_S = 2.0  # a stream still going this long after SIGTERM is ended
+SETTLE_STUCK_AT_S = 4.5  # streams not billed by then (their provider stalls) are billed from outside
 FLUSHED_BY_S = 8.0  # every event in Lago or in the outbox this long after SIGTERM
 _LAGO_SHARE_S = 5.0  # of which Lago gets until here; the outbox write has the rest
 _LAST_TRY_S = 0.5  # what a call that ends later still gets, for Lago and for the outbox
@@ -33,14 +38,44 @@ class Shutdown:
     def __init__(self) -> None:
         self._began: float | None = None
         self._lock = threading.Lock()
+        self._settles: dict[int, Callable[[], None]] = {}
+        self._ids = itertools.count()
+
+    def track(self, settle: Callable[[], None]) -> Callable[[], None]:
+        """Keep a stream's (idempotent, thread-safe) ``settle`` until it is done; returns the untrack."""
+        key = next(self._ids)
+        with self._lock:
+            self._settles[key] = settle
+        return lambda: self._untrack(key)
+
+    def _untrack(self, key: int) -> None:
+        with self._lock:
+            self._settles.pop(key, None)
 
     def begin(self) -> None:
-        """SIGTERM arrived (called from the signal handler: quick, and logs from a thread)."""
+        """SIGTERM arrived. Called from the signal handler, so it only notes the time and starts
+        a thread for the rest (logging, and billing the streams that get stuck)."""
         with self._lock:
             if self._began is not None:
                 return
             self._began = time.monotonic()
-        threading.Thread(target=log, args=("WARNING", "instance_shutting_down"), daemon=True).start()
+        threading.Thread(target=self._settle_stuck, name="shutdown", daemon=True).start()
+
+    def _settle_stuck(self) -> None:
+        with self._lock:
+            streams = len(self._settles)
+        log("WARNING", "instance_shutting_down", streams=streams)
+        assert self._began is not None
+        time.sleep(max(0.0, self._began + SETTLE_STUCK_AT_S - time.monotonic()))
+        with self._lock:
+            stuck = list(self._settles.values())
+        if stuck:
+            log("WARNING", "shutdown_settling_stuck_streams", streams=len(stuck))
+        workers = [threading.Thread(target=settle, daemon=True) for settle in stuck]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(max(0.0, self._began + FLUSHED_BY_S - time.monotonic()))
 
     @property
     def draining(self) -> bool:

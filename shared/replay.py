@@ -32,6 +32,7 @@ from .instance import Instance
 from .lago_events import BATCH_LIMIT, Delivery, LagoEventsClient, Outcome
 from .logs import log
 from .outbox import Claimed, Outbox, chunks
+from .shutdown import SHUTDOWN
 
 _SEND_PARALLEL = 4  # batch requests in flight at once
 # Lago takes 500 event requests/s per organization: a replay keeps to a tenth of that (5,000
@@ -50,7 +51,7 @@ class ReplayReport:
     retry_later: int = 0
     failed: int = 0
     released: int = 0  # claimed, but the budget ended before they were sent: due again at once
-    requests: int = 0  # batch requests that reached Lago (retries included once)
+    requests: int = 0  # batches sent to Lago (each with its retries)
     remaining: int | None = None  # None when the count itself failed
     seconds: float = 0.0
 
@@ -141,7 +142,7 @@ class ReplayRun:
                 if isinstance(item, BaseException):
                     failure = item
                     continue
-                page = self._send(item, senders) if not self._stop.is_set() else _Page(unsent=item)
+                page = self._send(item, senders) if not self._stopping() else _Page(unsent=item)
                 settling.append(writer.submit(self._settle, page))
                 if page.retry and not page.delivered:
                     self._stop.set()  # Lago is down, or refuses our key: the rest waits for a later run
@@ -154,6 +155,10 @@ class ReplayRun:
         self.report.seconds = time.monotonic() - began
         return self.report
 
+    def _stopping(self) -> bool:
+        """Lago failed a whole page, or the instance got SIGTERM: hand back what is not sent."""
+        return self._stop.is_set() or SHUTDOWN.draining
+
     def _read(self, pages: queue.Queue[list[Claimed] | BaseException | None]) -> None:
         """Read pages ahead of the sender and claim them, until nothing is due or the run must
         stop. Pages follow one another by cursor, so the next is read while the last is being
@@ -164,7 +169,7 @@ class ReplayRun:
         after = None
         try:
             with ThreadPoolExecutor(1, "replay-claim") as claimer:
-                while not self._stop.is_set() and time.monotonic() < self._ends_at:
+                while not self._stopping() and time.monotonic() < self._ends_at:
                     due = self._outbox.read_due(self._page_size, after)
                     if claiming is not None:
                         _hand_over(pages, claiming.result())
@@ -193,7 +198,7 @@ class ReplayRun:
         return page
 
     def _send_batch(self, batch: list[Claimed]) -> tuple[list[Claimed], list[Delivery] | None]:
-        if self._stop.is_set() or not self._pacer.wait(self._ends_at):
+        if self._stopping() or not self._pacer.wait(self._ends_at):
             return batch, None
         deadline = min(self._ends_at, time.monotonic() + _BATCH_DEADLINE_S)
         deliveries = self._client.send_batch([claim.event for claim in batch], deadline)

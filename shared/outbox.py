@@ -196,7 +196,7 @@ class Outbox:
         """Pending events, due now or backing off; None (logged) if Firestore cannot say."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        query = self._collection().where(filter=FieldFilter("status", "==", "pending")).count()
+        query: Any = self._collection().where(filter=FieldFilter("status", "==", "pending")).count()
         try:
             result = query.get(retry=self._batch_retry, timeout=_BATCH_TIMEOUT_S)
         except Exception as error:  # noqa: BLE001 - only the count is missing; the run's work is done

@@ -107,7 +107,7 @@ def hook_worker_sigterm(shutdown: Shutdown = SHUTDOWN) -> bool:
     accepting, wait for the requests in flight). Called in the master, before the fork, so every
     worker inherits it. False when not under gunicorn (the Flask development server)."""
     try:
-        from gunicorn.workers.base import Worker
+        from gunicorn.workers.base import Worker  # type: ignore[import-untyped]
     except ImportError:
         return False
     if getattr(Worker.init_signals, "_tells_shutdown", False):
@@ -127,5 +127,5 @@ def hook_worker_sigterm(shutdown: Shutdown = SHUTDOWN) -> bool:
         signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn has it: requests' system calls go on
 
     init_signals._tells_shutdown = True  # type: ignore[attr-defined]
-    Worker.init_signals = init_signals  # type: ignore[method-assign]
+    Worker.init_signals = init_signals
     return True

@@ -49,6 +49,7 @@ class ImportTiming:
 
     wall: float
     own: float
+    cpu: float  # the process's CPU time, start to the end of the import
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class ColdStart:
     """One cold start to the first billed answer of an authenticated request, in seconds."""
 
     total: float  # spawn to the first billed response
+    cpu: float  # CPU time of the server's processes (master and worker) by then
     imports: float  # spawn to start_instance: interpreter, secrets, functions-framework, flask, litellm, shared
     secrets: float  # of ``imports``: reading the secrets from Secret Manager (``secrets_loaded`` elapsed_ms)
     build: float  # start_instance: settings, models, verifier, Lago callback and client
@@ -82,6 +84,11 @@ class ColdStarts:
     @property
     def ratio(self) -> float:
         return self.best.total / self.import_litellm.wall
+
+    @property
+    def cpu_ratio(self) -> float:
+        """CPU over CPU: what the ratio would be on an idle machine, whatever else ran on this one."""
+        return min(run.cpu for run in self.runs) / self.import_litellm.cpu
 
 
 @dataclass

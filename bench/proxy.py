@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,3 +115,4 @@ class LiteLLMProxy:
     def stop(self) -> None:
         if self.proc is not None:
             _stop_group(self.proc)
+        shutil.rmtree(self._dir, ignore_errors=True)

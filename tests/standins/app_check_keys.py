@@ -88,9 +88,7 @@ class FakeAppCheck(StandIn):
             "exp": now - issued_ago_s + lifetime_s,
         }
         claims.update(overrides)
-        headers: dict[str, Any] = {}
+        headers: dict[str, Any] = {"typ": typ}  # PyJWT drops a None typ (and adds "JWT" when unset)
         if kid:
             headers["kid"] = kid
-        if typ:
-            headers["typ"] = typ
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers=headers)

@@ -101,8 +101,15 @@ def list_models(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET .../v1/models``: the allowed models, the default first, in OpenAI's list shape."""
     instance.sign_in.check(instance.verifier.verify_authorization(request.headers.get("Authorization")))
     instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
+    consume = instance.settings.app_check.consume_models
     data = [
-        {"id": model, "object": "model", "owned_by": model.partition("/")[0] if "/" in model else "system"}
+        {
+            "id": model,
+            "object": "model",
+            "owned_by": model.partition("/")[0] if "/" in model else "system",
+            # The page sends these models a fresh limited-use App Check token: the server consumes it.
+            **({"limited_use_app_check": True} if model in consume else {}),
+        }
         for model in instance.settings.chat_models
     ]
     return json_response({"object": "list", "data": data})

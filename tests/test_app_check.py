@@ -157,6 +157,8 @@ def test_model_list_needs_app_check_when_enforced(guarded_server, google_certs, 
         guarded_server.url + "/v1/models", headers={**auth, HEADER: app_check_keys.mint(PROJECT_ID)}, timeout=30
     )
     assert allowed.status_code == 200
+    marked = [m["id"] for m in allowed.json()["data"] if m.get("limited_use_app_check")]
+    assert marked == [CONSUME_MODEL]
 
 
 def test_cors_preflight_allows_the_app_check_header(guarded_server) -> None:

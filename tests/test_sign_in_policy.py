@@ -3,6 +3,8 @@ and signed tokens on the production path), and the smaller budget of new account
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.conftest import PROJECT_ID, User
@@ -65,7 +67,7 @@ def test_new_account_gets_the_new_account_budget(monitor_server, member, fake_la
 # --- production token path: signed claims ----------------------------------------------------------
 
 
-def signed_chat(server: FunctionServer, certs: FakeGoogleCerts, keys: FakeAppCheck, **claims: object) -> httpx.Response:
+def signed_chat(server: FunctionServer, certs: FakeGoogleCerts, keys: FakeAppCheck, **claims: Any) -> httpx.Response:
     return chat(server, id_token(certs, **claims), keys.mint(PROJECT_ID))
 
 

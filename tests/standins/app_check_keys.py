@@ -54,9 +54,10 @@ class FakeAppCheck(StandIn):
         request.send_json(200, {"keys": [jwk]}, {"Cache-Control": "public, max-age=21600"})
 
     def _verify(self, request: Request) -> None:
-        token = (request.json() or {}).get("app_check_token") or (request.json() or {}).get("appCheckToken")
+        body = request.json() or {}
+        token = str(body.get("app_check_token") or body.get("appCheckToken") or "")  # proto3 JSON takes both
         try:
-            jwt.decode(token or "", self.key.public_key(), algorithms=["RS256"], options={"verify_aud": False})
+            jwt.decode(token, self.key.public_key(), algorithms=["RS256"], options={"verify_aud": False})
         except jwt.InvalidTokenError:
             request.send_json(
                 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "invalid App Check token"}}

@@ -4,10 +4,10 @@
   Google's token certificates with keys of our own (stand-ins on 127.0.0.1, in this process).
 - ``auth_emulator`` (firebase-tools) and ``firestore_emulator`` (gcloud): real emulators.
 - ``chat_server``: ``functions-framework`` serving ``functions/main.py`` wired to all of them.
+  ``function_server(**env)`` starts another one with different settings (slower: a cold start).
 - ``app_check_keys``: App Check's JWKS and replay API with keys of our own; ``guarded_server``
   (App Check enforced, production token path) and ``monitor_server`` (App Check monitored,
   Auth emulator) both apply the sign-in policy of ``SIGN_IN_POLICY_ENV``.
-  ``function_server(**env)`` starts another one with different settings (slower: a cold start).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 import jwt
@@ -87,6 +88,7 @@ class FakeAppCheck(StandIn):
             "sub": APP_ID,
             "iat": now - issued_ago_s,
             "exp": now - issued_ago_s + lifetime_s,
+            "jti": uuid.uuid4().hex,  # two tokens minted in one second must differ, as Firebase's do
         }
         claims.update(overrides)
         headers: dict[str, Any] = {"typ": typ}  # PyJWT drops a None typ (and adds "JWT" when unset)

@@ -45,7 +45,7 @@ class ChatService:
     ) -> None:
         self.billing = billing
         self.accounts = accounts  # when Lago is configured
-        self.budget = budget  # when CHAT_BUDGET_CENTS is set and Lago is configured
+        self.budget = budget  # when CHAT_BUDGET_CENTS or CHAT_NEW_ACCOUNT_BUDGET_CENTS is set, with Lago
         self.unavailable_models = unavailable_models  # configured, but their provider keys are missing
         self._budget_cap = budget_cap  # a caller's lower limit (the sign-in policy's new accounts)
         self._require_billing = require_billing

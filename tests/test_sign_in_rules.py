@@ -1,4 +1,5 @@
-"""The App Check and sign-in settings and the sign-in policy's rules, without servers (fast)."""
+"""The App Check and sign-in settings, the App Check modes and the sign-in policy's rules, without
+servers (fast). Token verification itself runs on the real server: tests/test_app_check.py."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import firebase_admin
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
+from shared.app_check import AppCheckGate
 from shared.auth import Caller
 from shared.budget import _limit
 from shared.errors import ApiError
-from shared.settings import Settings, SettingsError, SignInSettings
+from shared.settings import AppCheckSettings, Settings, SettingsError, SignInSettings
 from shared.sign_in_policy import SignInPolicy
 from tests.standins.http_server import Request, StandInServer
 
@@ -166,3 +168,15 @@ def test_an_account_whose_creation_time_cannot_be_read_counts_as_new(monkeypatch
 )
 def test_the_new_account_cap_only_ever_lowers_the_limit(limit: int | None, cap: int | None, expected: int) -> None:
     assert _limit(limit, cap) == expected
+
+
+def test_app_check_off_reads_nothing() -> None:
+    AppCheckGate(AppCheckSettings(mode="off"), _no_lookup).check("not-a-token", "local/demo")
+    AppCheckGate(AppCheckSettings(mode="off"), _no_lookup).check(None)
+
+
+def test_app_check_monitor_serves_a_missing_token_and_enforce_refuses_it() -> None:
+    AppCheckGate(AppCheckSettings(mode="monitor"), _no_lookup).check(None)
+    with pytest.raises(ApiError) as raised:
+        AppCheckGate(AppCheckSettings(mode="enforce"), _no_lookup).check("  ")
+    assert (raised.value.status, raised.value.code.code) == (401, "app_check_missing")

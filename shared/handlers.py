@@ -12,6 +12,7 @@ from typing import Any
 
 import flask
 
+from .app_check import APP_CHECK_HEADER
 from .chat_request import parse_chat_request
 from .errors import ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
@@ -20,7 +21,7 @@ from .shutdown import SHUTDOWN
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
 MODELS_PATH_SUFFIX = "/v1/models"
-_CORS_HEADERS = "Authorization, Content-Type"
+_CORS_HEADERS = f"Authorization, Content-Type, {APP_CHECK_HEADER}"
 
 Route = Callable[[flask.Request, Instance], flask.Response]
 # Path suffix ("" matches any path) -> HTTP method -> route.
@@ -86,7 +87,9 @@ def chat_completions(request: flask.Request, instance: Instance) -> flask.Respon
     settings = instance.settings
     raw = read_body(request, settings.max_body_bytes)
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.sign_in.check(caller)
     chat_request = parse_chat_request(raw, settings)
+    instance.app_check.check(request.headers.get(APP_CHECK_HEADER), chat_request.model)
     if not chat_request.stream:
         return json_response(instance.chat.complete(chat_request, caller))
     lines = instance.chat.stream(chat_request, caller)
@@ -99,9 +102,17 @@ def chat_completions(request: flask.Request, instance: Instance) -> flask.Respon
 
 def list_models(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET .../v1/models``: the allowed models, the default first, in OpenAI's list shape."""
-    instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.sign_in.check(instance.verifier.verify_authorization(request.headers.get("Authorization")))
+    instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
+    consume = instance.settings.app_check.consume_models
     data = [
-        {"id": model, "object": "model", "owned_by": model.partition("/")[0] if "/" in model else "system"}
+        {
+            "id": model,
+            "object": "model",
+            "owned_by": model.partition("/")[0] if "/" in model else "system",
+            # The page sends these models a fresh limited-use App Check token: the server consumes it.
+            **({"limited_use_app_check": True} if model in consume else {}),
+        }
         for model in instance.settings.chat_models
     ]
     return json_response({"object": "list", "data": data})
@@ -110,6 +121,7 @@ def list_models(request: flask.Request, instance: Instance) -> flask.Response:
 def usage(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET``: the caller's usage in the current billing period, and their budget."""
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
     return json_response(instance.chat.usage(caller))
 
 

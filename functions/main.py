@@ -30,6 +30,10 @@ instance = start_instance()
 gc.freeze()
 gc.enable()
 
+# Who may call what when deployed: these check Firebase ID tokens in code; every other entry point
+# is private (scripts/stage.py marks it so in functions.yaml; deploy.sh must agree, a test checks).
+PUBLIC_ENTRY_POINTS = ("chat", "usage")
+
 
 @functions_framework.http
 def chat(request: flask.Request) -> flask.Response:

@@ -99,7 +99,7 @@ def _backoff(state: RetryCallState) -> float:
     last = state.outcome.result() if state.outcome and not state.outcome.failed else None
     if isinstance(last, Delivery) and last.retry_after_s is not None:
         return last.retry_after_s
-    base = min(_MAX_BACKOFF_S, 0.05 * 2 ** (state.attempt_number - 1))
+    base = min(_MAX_BACKOFF_S, 0.05 * 2.0 ** (state.attempt_number - 1))
     return base * (0.5 + random.random() / 2)
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import PROJECT_ID, User
 from tests.standins.google_certs import FakeGoogleCerts, unsigned_token
+from tests.support.api import CHAT
 from tests.support.processes import FunctionServer
 
-CHAT = "/v1/chat/completions"
 BODY = {"messages": [{"role": "user", "content": "hello"}]}
 
 

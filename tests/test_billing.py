@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -18,25 +17,8 @@ from httpx_sse import connect_sse
 
 from tests.conftest import DEFAULT_MODEL, EVENT_CODE, PROJECT_ID, User
 from tests.standins.lago import FakeLago
+from tests.support.api import CHAT, ask, chat, stream_body
 from tests.support.processes import FunctionServer
-
-CHAT = "/v1/chat/completions"
-
-
-def ask(text: str = "bill me please") -> dict[str, Any]:
-    return {"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": text}]}
-
-
-def stream_body(text: str = "bill me please", include_usage: bool = True) -> dict[str, Any]:
-    return {**ask(text), "stream": True, "stream_options": {"include_usage": include_usage}}
-
-
-@pytest.fixture(scope="session")
-def firestore_client(firestore_emulator) -> Iterator[firestore.Client]:
-    os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_emulator.host
-    client = firestore.Client(project=PROJECT_ID)
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -61,10 +43,6 @@ def replay(server: FunctionServer) -> dict[str, int]:
     response = httpx.post(server.url + "/", timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def chat(server: FunctionServer, user: User, body: dict[str, Any], timeout: float = 30) -> httpx.Response:
-    return httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=timeout)
 
 
 # --- one event per call, in Lago before the last byte -----------------------------------------

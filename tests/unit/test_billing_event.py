@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from litellm.types.utils import ModelResponse, Usage
 
 from shared.billing_event import CallUsage, build_event, format_timestamp, price, usage_from_response
@@ -39,6 +40,8 @@ def test_the_timestamp_keeps_milliseconds_and_is_the_same_string_on_every_resend
     assert format_timestamp(1_700_000_000.1234) == "1700000000.123"
 
 
+# LiteLLM's own types make pydantic warn about ReadOnly TypedDict items when first built.
+@pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier:UserWarning")
 def test_usage_is_read_from_a_litellm_response_and_priced_from_the_cost_map() -> None:
     response = ModelResponse(usage=Usage(prompt_tokens=10, completion_tokens=20, total_tokens=30))
     usage = usage_from_response(response, "openai/gpt-4o-mini")

@@ -239,16 +239,12 @@ grant() {
   done
 }
 
-# ---- the function source: main.py, a real copy of shared/ and requirements.txt ------------------
+# ---- the function source: staged as `firebase deploy` stages it (scripts/stage.py) --------------
 
 WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/deploy-functions.XXXXXX")
 trap 'rm -rf "$WORK_DIR"' EXIT
 SOURCE_DIR="$WORK_DIR/source"
-mkdir -p "$SOURCE_DIR"
-cp "$ROOT/functions/main.py" "$SOURCE_DIR/main.py"
-cp -RL "$ROOT/shared" "$SOURCE_DIR/shared"
-cp -L "$ROOT/requirements.txt" "$SOURCE_DIR/requirements.txt"
-find "$SOURCE_DIR" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
+python3 "$ROOT/scripts/stage.py" "$SOURCE_DIR"
 
 # Env vars as a YAML file: values stay whole whatever they hold (commas in CHAT_MODELS...).
 ENV_VARS_FILE="$WORK_DIR/env.yaml"
@@ -269,7 +265,7 @@ yaml_line() {
   done
 } >"$ENV_VARS_FILE"
 if ((DRY_RUN)); then
-  echo "# --source: $SOURCE_DIR (main.py, shared/, requirements.txt; removed on exit)"
+  echo "# --source: $SOURCE_DIR (main.py, shared/, requirements.txt, functions.yaml; removed on exit)"
   echo "# --env-vars-file holds:"
   sed 's/^/#   /' "$ENV_VARS_FILE"
 fi

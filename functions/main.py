@@ -32,6 +32,10 @@ hook_worker_sigterm()  # in the master, before gunicorn forks its worker
 gc.freeze()
 gc.enable()
 
+# Who may call what when deployed: these check Firebase ID tokens in code; every other entry point
+# is private (scripts/stage.py marks it so in functions.yaml; deploy.sh must agree, a test checks).
+PUBLIC_ENTRY_POINTS = ("chat", "usage")
+
 
 @functions_framework.http
 def chat(request: flask.Request) -> flask.Response:

@@ -52,13 +52,17 @@ class Delivery:
 class LagoEventsClient:
     """Sends events; safe to share between threads. ``close()`` when the instance ends."""
 
-    def __init__(self, api_base: str, api_key: str, *, max_connections: int = 32) -> None:
+    def __init__(
+        self, api_base: str, api_key: str, *, max_connections: int = 32, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        """``transport`` replaces the network (the unit tests' ``httpx.MockTransport``)."""
         self._url = f"{api_base.rstrip('/')}/api/v1/events"
         self._batch_url = f"{self._url}/batch"
         self._client = httpx.Client(
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
+            transport=transport,
         )
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +29,11 @@ import pytest
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from tests.conftest import DEFAULT_MODEL, PROJECT_ID, User
+from tests.conftest import DEFAULT_MODEL, User
 from tests.standins.lago import FakeLago
+from tests.support.api import CHAT
 from tests.support.outbox_seed import seed_outbox
-from tests.support.processes import FirestoreEmulator, FunctionServer
+from tests.support.processes import FunctionServer
 
 if TYPE_CHECKING:
     from tests.faults_report import Cell
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 # importing it here first would keep pytest from rewriting its asserts.
 pytest_plugins = ["tests.faults_report"]
 
-CHAT = "/v1/chat/completions"
 LLM_TIMEOUT_S = 1.0
 FLUSH_TIMEOUT_S = 0.5
 
@@ -92,16 +92,8 @@ def replay_server(function_server: Callable[..., FunctionServer]) -> FunctionSer
 
 
 @pytest.fixture(scope="module")
-def outbox_client(firestore_emulator: FirestoreEmulator) -> Iterator[firestore.Client]:
-    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_emulator.host
-    client = firestore.Client(project=PROJECT_ID)
-    yield client
-    client.close()
-    if previous is None:
-        os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-    else:
-        os.environ["FIRESTORE_EMULATOR_HOST"] = previous
+def outbox_client(firestore_client: firestore.Client) -> firestore.Client:
+    return firestore_client
 
 
 class Ledger:

@@ -7,10 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import flask
-import litellm
 
 from . import chat
-from .chat_request import parse_chat_request
+from .chat_request import parse_chat_request, worst_case_tokens
 from .errors import ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
 from .lago_accounts import Account
@@ -75,14 +74,7 @@ def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
     if instance.accounts is not None:
         instance.accounts.ensure_subscription(ledger.payer, caller)
     if instance.budget is not None:
-        ledger.hold(
-            instance.budget.reserve(
-                ledger.payer,
-                chat_request.model,
-                litellm.token_counter(model=chat_request.model, messages=chat_request.messages),
-                chat_request.params["max_tokens"],
-            )
-        )
+        ledger.hold(instance.budget.reserve(ledger.payer, chat_request.model, *worst_case_tokens(chat_request)))
     if chat_request.stream:
         lines = chat.open_event_stream(chat_request, ledger, settings.llm_timeout_s)
         return flask.Response(

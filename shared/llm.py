@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +85,13 @@ def open_stream(request: ChatRequest, call: CallContext, timeout_s: float) -> An
         raise provider_error(error, call) from None
 
 
+def end_user_id(uid: str) -> str:
+    """What the provider gets as ``user``: a stable digest of the verified uid, not the sent value."""
+    return "uid-" + hashlib.sha256(f"chat-end-user:{uid}".encode()).hexdigest()[:32]
+
+
 def _arguments(request: ChatRequest, call: CallContext, timeout_s: float) -> dict[str, Any]:
-    return {
+    arguments = {
         "model": request.model,
         "messages": request.messages,
         "litellm_call_id": call.call_id,
@@ -94,3 +100,6 @@ def _arguments(request: ChatRequest, call: CallContext, timeout_s: float) -> dic
         "num_retries": 0,
         **request.params,
     }
+    if request.end_user:
+        arguments["user"] = end_user_id(call.uid)
+    return arguments

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,9 @@ from .chat_request import ChatRequest
 from .errors import ApiError
 from .llm import CallContext
 
+# The response header that carries the call's id (Lago's transaction_id).
+REQUEST_ID_HEADER = "x-request-id"
+
 
 def complete_json(request: ChatRequest, ledger: BillingLedger, timeout_s: float) -> dict[str, Any]:
     """A ``chat.completion`` body; the call is billed before this returns."""
@@ -28,43 +32,54 @@ def complete_json(request: ChatRequest, ledger: BillingLedger, timeout_s: float)
     try:
         response = llm.complete(request, call, timeout_s)
         cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        ledger.succeeded(call, usage_from_response(response, request.model, cost=cost))
-    except ApiError:
+        usage = usage_from_response(response, request.model, cost=cost)
+        ledger.succeeded(call, usage)
+    except ApiError as error:
         ledger.failed(call)
+        error.headers.setdefault(REQUEST_ID_HEADER, call.call_id)
         raise
     finally:
         ledger.flush()
     body: dict[str, Any] = response.model_dump(exclude_none=True)
     body.update(id=call.call_id, object="chat.completion", model=request.model)
+    for choice in body.get("choices", []):
+        choice.pop("provider_specific_fields", None)
+    if usage.response_cost is not None and isinstance(body.get("usage"), dict):
+        body["usage"]["cost"] = usage.response_cost  # dollars, as LiteLLM puts it in a stream's usage chunk
     return body
 
 
-def open_event_stream(request: ChatRequest, ledger: BillingLedger, timeout_s: float) -> Iterator[str]:
-    """Start the call (errors before the first byte raise ``ApiError``) and return its SSE lines."""
+def open_event_stream(request: ChatRequest, ledger: BillingLedger, timeout_s: float) -> tuple[str, Iterator[str]]:
+    """Start the call (errors before the first byte raise ``ApiError``): its id and its SSE lines."""
     call = ledger.start_call(request.model)
     try:
         stream = llm.open_stream(request, call, timeout_s)
-    except ApiError:
+    except ApiError as error:
         ledger.failed(call)
         ledger.flush()  # nothing to bill; releases the budget reservation
+        error.headers.setdefault(REQUEST_ID_HEADER, call.call_id)
         raise
-    return _sse(stream, request, call, ledger)
+    return call.call_id, _sse(stream, request, call, ledger)
 
 
 def _sse(stream: Any, request: ChatRequest, call: CallContext, ledger: BillingLedger) -> Iterator[str]:
     sent: list[Any] = []
     final_usage: CallUsage | None = None
+    finishes = _Finishes(request.n)
     done = False
     try:
         try:
             for chunk in stream:
                 if getattr(chunk, "usage", None) is not None and not chunk.choices:
+                    yield from finishes.missing(call, request.model)
                     final_usage = usage_from_response(chunk, request.model)
                     if not request.include_usage:
                         continue
                 else:
                     sent.append(chunk)
+                    finishes.saw(chunk)
                 yield _data(chunk, call, request.model)
+            yield from finishes.missing(call, request.model)
         except Exception as error:  # noqa: BLE001 - a provider failure mid-stream ends the stream
             api_error = llm.provider_error(error, call)
             _record(ledger, call, request, sent, final_usage)
@@ -81,6 +96,36 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, ledger: BillingLe
             _record(ledger, call, request, sent, final_usage)
             ledger.flush()
         _close(stream)
+
+
+class _Finishes:
+    """LiteLLM's stream wrapper passes on only the first choice's ``finish_reason``: with ``n`` > 1
+    the other choices get theirs (the same reason) in a chunk of their own before the usage chunk."""
+
+    def __init__(self, n: int) -> None:
+        self._open = set(range(n))
+        self._reason: str | None = None
+
+    def saw(self, chunk: Any) -> None:
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                self._open.discard(choice.index)
+                self._reason = choice.finish_reason
+
+    def missing(self, call: CallContext, model: str) -> Iterator[str]:
+        if self._reason is None:
+            return
+        for index in sorted(self._open):
+            choice = {"index": index, "delta": {}, "finish_reason": self._reason}
+            body = {
+                "id": call.call_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [choice],
+            }
+            yield f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+        self._open.clear()
 
 
 def _data(chunk: Any, call: CallContext, model: str) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import flask
 
 from . import chat
+from .chat import REQUEST_ID_HEADER
 from .chat_request import parse_chat_request, worst_case_tokens
 from .errors import ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
@@ -17,7 +20,15 @@ from .logs import bind_request, log, unbind_request
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
 MODELS_PATH_SUFFIX = "/v1/models"
-_CORS_HEADERS = "Authorization, Content-Type"
+# Request headers a browser may send cross-origin: ours, and those of the ecosystem's clients
+# (the openai package's x-stainless-* family, OpenAI's own headers, idempotency keys).
+_CORS_HEADERS = frozenset(
+    {"authorization", "content-type", "accept", "x-request-id", "idempotency-key"}
+    | {"openai-organization", "openai-project", "openai-beta", "x-api-key"}
+)
+_CORS_HEADER_PREFIXES = ("x-stainless-",)
+# Models have no release date here; ``created`` is when this instance started (OpenAI's field).
+_STARTED = int(time.time())
 
 
 def error_response(error: ApiError) -> flask.Response:
@@ -47,6 +58,8 @@ def serve(
         unbind_request(token)
     if isinstance(instance, Instance):
         _apply_cors(request, response, instance.settings.cors_origins)
+    if REQUEST_ID_HEADER not in response.headers:  # no call was made: an id for this response alone
+        response.headers[REQUEST_ID_HEADER] = f"req_{uuid.uuid4().hex}"
     return response
 
 
@@ -76,14 +89,14 @@ def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
     if instance.budget is not None:
         ledger.hold(instance.budget.reserve(ledger.payer, chat_request.model, *worst_case_tokens(chat_request)))
     if chat_request.stream:
-        lines = chat.open_event_stream(chat_request, ledger, settings.llm_timeout_s)
+        call_id, lines = chat.open_event_stream(chat_request, ledger, settings.llm_timeout_s)
         return flask.Response(
             _labelled(lines, request.headers.get("X-Cloud-Trace-Context"), settings.project_id),
             mimetype="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", REQUEST_ID_HEADER: call_id},
         )
     body = chat.complete_json(chat_request, ledger, settings.llm_timeout_s)
-    return flask.Response(json.dumps(body), mimetype="application/json")
+    return flask.Response(json.dumps(body), mimetype="application/json", headers={REQUEST_ID_HEADER: body["id"]})
 
 
 def models_route(request: flask.Request, instance: Instance) -> flask.Response:
@@ -94,7 +107,12 @@ def models_route(request: flask.Request, instance: Instance) -> flask.Response:
         raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use GET.", headers={"Allow": "GET, OPTIONS"})
     instance.verifier.verify_authorization(request.headers.get("Authorization"))
     data = [
-        {"id": model, "object": "model", "owned_by": model.partition("/")[0] if "/" in model else "system"}
+        {
+            "id": model,
+            "object": "model",
+            "created": _STARTED,
+            "owned_by": model.partition("/")[0] if "/" in model else "system",
+        }
         for model in instance.settings.chat_models
     ]
     return json_response({"object": "list", "data": data})
@@ -167,15 +185,25 @@ def _preflight(request: flask.Request, allowed: tuple[str, ...], methods: str) -
         raise ApiError(ErrorCode.FORBIDDEN, "This origin is not allowed to call the API.")
     response = flask.Response(status=204)
     response.headers["Access-Control-Allow-Methods"] = methods
-    response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+    response.headers["Access-Control-Allow-Headers"] = _allowed_headers(
+        request.headers.get("Access-Control-Request-Headers")
+    )
     response.headers["Access-Control-Max-Age"] = "3600"
     return response
+
+
+def _allowed_headers(requested: str | None) -> str:
+    """The requested headers we allow (answered by name: ``*`` would not cover Authorization)."""
+    names = [h.strip().lower() for h in (requested or "").split(",") if h.strip()]
+    allowed = [h for h in names if h in _CORS_HEADERS or h.startswith(_CORS_HEADER_PREFIXES)]
+    return ", ".join(dict.fromkeys(["authorization", "content-type", *allowed]))
 
 
 def _apply_cors(request: flask.Request, response: flask.Response, allowed: tuple[str, ...]) -> None:
     origin = _allowed_origin(request.headers.get("Origin"), allowed)
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = REQUEST_ID_HEADER
         if origin != "*":
             response.headers.add("Vary", "Origin")
 

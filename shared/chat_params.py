@@ -10,6 +10,7 @@ declares its own), so a field is never dropped silently on the way to the provid
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,8 @@ LOCAL_PROVIDER_PARAMS = frozenset(
     {"n", "seed", "stop", "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls", "response_format"}
     | {"user", "max_tokens", "max_completion_tokens"}
 )
+_TOKEN_ID = re.compile(r"[0-9]+")
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 
@@ -92,7 +95,7 @@ def _logit_bias(name: str, value: Any) -> Any:
     if not isinstance(value, dict) or len(value) > 300:
         raise invalid("logit_bias must be an object of at most 300 token ids.", name)
     for token, bias in value.items():
-        if not token.isdigit() or not _number(bias) or not -100 <= bias <= 100:
+        if not _TOKEN_ID.fullmatch(token) or not _number(bias) or not -100 <= bias <= 100:
             raise invalid("logit_bias maps token ids (digit strings) to numbers from -100 to 100.", name)
     return value
 
@@ -101,7 +104,7 @@ def _function_definition(where: str, value: Any) -> None:
     if not isinstance(value, dict):
         raise invalid(f"{where}.function must be an object.", where)
     name = value.get("name")
-    if not (isinstance(name, str) and 0 < len(name) <= 64 and all(c.isalnum() or c in "_-" for c in name)):
+    if not (isinstance(name, str) and _FUNCTION_NAME.fullmatch(name)):
         raise invalid(f"{where}.function.name must be 1-64 letters, digits, _ or -.", where)
     if "description" in value and not isinstance(value["description"], str):
         raise invalid(f"{where}.function.description must be a string.", where)

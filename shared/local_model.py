@@ -60,7 +60,14 @@ def answer_for(messages: list[dict[str, Any]]) -> str:
 
 def example_for(schema: Any, text: str) -> Any:
     """A value that validates against a simple JSON Schema: each required property, typed
-    (strings are the user's words)."""
+    (strings are the user's words); ``{}`` for a schema too odd to read."""
+    try:
+        return _example(schema, text)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError):
+        return {}
+
+
+def _example(schema: Any, text: str) -> Any:
     if not isinstance(schema, dict):
         return text
     if schema.get("enum"):
@@ -69,15 +76,15 @@ def example_for(schema: Any, text: str) -> Any:
         return schema["const"]
     for key in ("anyOf", "oneOf", "allOf"):
         if schema.get(key):
-            return example_for(schema[key][0], text)
+            return _example(schema[key][0], text)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
     if kind == "object":
         props = schema.get("properties") or {}
-        return {name: example_for(props.get(name), text) for name in schema.get("required") or []}
+        return {name: _example(props.get(name), text) for name in schema.get("required") or []}
     if kind == "array":
-        return [example_for(schema.get("items"), text) for _ in range(schema.get("minItems") or 0)]
+        return [_example(schema.get("items"), text) for _ in range(min(int(schema.get("minItems") or 0), 10))]
     return {"integer": 1, "number": 1, "boolean": True, "null": None}.get(kind, text)
 
 

@@ -62,7 +62,15 @@ UNSUPPORTED_FIELDS = frozenset({"reasoning_effort"})
 
 
 def example_for(schema: Any) -> Any:
-    """A value that validates against a simple JSON Schema: each required property, typed."""
+    """A value that validates against a simple JSON Schema: each required property, typed
+    (``{}`` for a schema too odd to read: fuzzed requests send any object as a schema)."""
+    try:
+        return _example(schema)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError):
+        return {}
+
+
+def _example(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return "example"
     if "enum" in schema and schema["enum"]:
@@ -71,15 +79,15 @@ def example_for(schema: Any) -> Any:
         return schema["const"]
     for key in ("anyOf", "oneOf"):
         if schema.get(key):
-            return example_for(schema[key][0])
+            return _example(schema[key][0])
     kind = schema.get("type", "object")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
     if kind == "object":
         props = schema.get("properties") or {}
-        return {name: example_for(props.get(name)) for name in schema.get("required") or []}
+        return {name: _example(props.get(name)) for name in schema.get("required") or []}
     if kind == "array":
-        return [example_for(schema.get("items"))] if (schema.get("minItems") or 0) > 0 else []
+        return [_example(schema.get("items"))] if (schema.get("minItems") or 0) > 0 else []
     return {"string": "example", "integer": 1, "number": 1, "boolean": True, "null": None}.get(kind, "example")
 
 

@@ -2,7 +2,8 @@
 
 One module per concern: ``settings`` (configuration), ``secret_env`` (Secret Manager at cold
 start), ``logs`` (structured logging), ``errors`` (our error types and their HTTP shape),
-``auth`` (Firebase ID tokens), ``chat_request`` (the request body), ``llm`` (LiteLLM calls),
+``auth`` (Firebase ID tokens), ``chat_request`` (the request body), ``chat_params`` (its optional
+fields and which models take them), ``llm`` (LiteLLM calls),
 ``local_model`` (the embedded offline model), ``chat`` (one request: call, bill, answer),
 ``billing_event`` / ``lago_client`` / ``billing`` / ``outbox`` / ``replay`` (usage billing in
 Lago), ``lago_accounts`` / ``budget`` (customers, usage and spending limits), ``instance`` (the

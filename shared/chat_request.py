@@ -206,7 +206,7 @@ def _check_parts(content: Any, where: str, role: str, parts: _PartCounter) -> No
     allowed = ("text", "image_url", "input_audio", "file") if role == "user" else ("text", "refusal")
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind not in allowed:
+        if not isinstance(kind, str) or kind not in allowed:
             raise _invalid(f"{where} parts of a {role} message must have a type among {', '.join(allowed)}.", where)
         if kind in ("text", "refusal"):
             if not isinstance(part.get(kind), str):

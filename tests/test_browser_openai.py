@@ -47,7 +47,9 @@ def browser() -> Iterator[Browser]:
 
 def run_in_page(browser: Browser, origin: str, script: str, server: FunctionServer, user: User) -> object:
     """Open a page served (by Playwright, no server) at ``origin`` and run the streamed call there."""
-    context = browser.new_context()
+    # The page is served by Playwright's router, so Chromium counts it as a public address; the
+    # user's grant of local network access stands in for the page being served from this machine.
+    context = browser.new_context(permissions=["local-network-access"])
     page_html = '<!doctype html><html><head><script type="module" src="/openai.js"></script></head><body></body></html>'
 
     def serve(route: Route) -> None:

@@ -7,12 +7,13 @@ functions-framework's server forks. What it makes lives as long as the instance:
 - ``verifier``: the firebase-admin app that verifies ID tokens (initialised on first use);
 - ``billing``: the Lago callback registered on LiteLLM, the keep-alive Lago HTTP client and the
   Firestore outbox (its gRPC client made on first use, after the fork);
-- ``accounts`` / ``budget``: Lago customers, subscriptions and usage (cached per payer), and the
-  per-payer spending limits with their reservations;
+- ``chat``: the chat flow (``ChatService``), holding ``billing``, the Lago accounts (customers,
+  subscriptions and usage, cached per payer) and the per-payer budget with its reservations;
 - the embedded local model, registered with LiteLLM when configured.
 
 If the settings are unusable the instance still starts (no crash loop) and every request is
-answered with a 503 that says the service is misconfigured; the log line names the keys.
+answered with a 503 that says the service is misconfigured, with CORS headers so a browser can
+show it; the log line names the keys. A ``RefusedToStart`` setting stops the process instead.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from dataclasses import dataclass
 from .auth import TokenVerifier
 from .billing import Billing
 from .budget import BudgetGuard
+from .chat import ChatService
 from .errors import ApiError, ErrorCode
 from .lago_accounts import LagoAccounts
 from .logs import configure, log
 from .secret_env import unavailable_models
-from .settings import Settings, SettingsError
+from .settings import RefusedToStart, Settings, SettingsError, cors_origins_from_env
 
 
 @dataclass(frozen=True)
@@ -38,17 +40,18 @@ class Instance:
     settings: Settings
     verifier: TokenVerifier
     billing: Billing
-    accounts: LagoAccounts | None = None  # when Lago is configured
-    budget: BudgetGuard | None = None  # when CHAT_BUDGET_CENTS is set and Lago is configured
-    # Configured models whose provider keys are missing: requests for them get a 503.
-    unavailable_models: frozenset[str] = frozenset()
+    chat: ChatService
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return self.settings.cors_origins
 
 
 @dataclass(frozen=True)
 class BrokenInstance:
     """An instance whose configuration cannot serve: each request gets this 503."""
 
-    reason: str
+    cors_origins: tuple[str, ...]  # read on its own, so browsers still get the 503
 
     def error(self) -> ApiError:
         return ApiError(ErrorCode.UNAVAILABLE, "The service is misconfigured; its operators have been told.")
@@ -73,11 +76,11 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
     configure()
     try:
         settings = Settings.from_env(env)
+    except RefusedToStart:
+        raise
     except SettingsError as error:
-        if "ALLOW_ANONYMOUS" in str(error):
-            raise  # a deployed instance must refuse to start open to anyone
         log("ERROR", "settings_invalid", detail=str(error))
-        return BrokenInstance(str(error))
+        return BrokenInstance(cors_origins_from_env(env))
     import litellm  # after secrets and LITELLM_LOCAL_MODEL_COST_MAP are in the environment
 
     litellm.suppress_debug_info = True
@@ -104,7 +107,14 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
             budget = BudgetGuard(accounts, settings.budget_cents)
     elif settings.budget_cents is not None:
         log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS needs Lago (LAGO_API_*) to read usage")
-    unavailable = unavailable_models(settings.chat_models, deployed=settings.deployed)
+    chat = ChatService(
+        billing,
+        require_billing=settings.require_billing,
+        llm_timeout_s=settings.llm_timeout_s,
+        accounts=accounts,
+        budget=budget,
+        unavailable_models=unavailable_models(settings.chat_models, deployed=settings.deployed),
+    )
     log(
         "INFO",
         "instance_started",
@@ -112,4 +122,4 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
         billing=billing.enabled,
         budget=budget is not None,
     )
-    return Instance(settings, verifier, billing, accounts, budget, unavailable)
+    return Instance(settings, verifier, billing, chat)

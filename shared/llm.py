@@ -21,12 +21,8 @@ class CallContext:
     call_id: str
     timestamp: str
     uid: str
-    subscription_id: str
+    payer: str
     model: str
-
-    def metadata(self) -> dict[str, Any]:
-        # LiteLLM's Lago callback reads the payer from this key (LAGO_API_CHARGE_BY=user_id).
-        return {"user_api_key_user_id": self.subscription_id}
 
 
 # Most specific first: litellm.Timeout is an APIConnectionError, BadRequest subclasses abound.
@@ -85,7 +81,7 @@ def open_stream(request: ChatRequest, call: CallContext, timeout_s: float) -> An
         raise provider_error(error, call) from None
 
 
-def end_user_id(uid: str) -> str:
+def provider_user_id(uid: str) -> str:
     """What the provider gets as ``user``: a stable digest of the verified uid, not the sent value."""
     return "uid-" + hashlib.sha256(f"chat-end-user:{uid}".encode()).hexdigest()[:32]
 
@@ -95,11 +91,10 @@ def _arguments(request: ChatRequest, call: CallContext, timeout_s: float) -> dic
         "model": request.model,
         "messages": request.messages,
         "litellm_call_id": call.call_id,
-        "metadata": call.metadata(),
         "timeout": timeout_s,
         "num_retries": 0,
         **request.params,
     }
     if request.end_user:
-        arguments["user"] = end_user_id(call.uid)
+        arguments["user"] = provider_user_id(call.uid)
     return arguments

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 
 from .errors import ApiError, ErrorCode
-from .handlers import json_response
+from .handlers import Routes, json_response
 from .instance import Instance
 from .logs import log
 
@@ -15,8 +15,6 @@ _RUN_BUDGET_S = 50.0  # well inside Cloud Scheduler's default 3-minute attempt d
 
 def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
     """Send due outbox events; answers with the counts. Access is IAM's job (the function is private)."""
-    if request.method != "POST":
-        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use POST.", headers={"Allow": "POST"})
     billing = instance.billing
     if not billing.enabled or billing.client is None:
         raise ApiError(ErrorCode.UNAVAILABLE, "Billing is not configured on this instance.")
@@ -30,3 +28,7 @@ def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
     )
     log("INFO", "billing_replayed", **report.to_dict())
     return json_response(report.to_dict())
+
+
+# Any path; no CORS preflight: only Cloud Scheduler calls it.
+REPLAY_ROUTES: Routes = {"": {"POST": replay_route}}

@@ -6,7 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-CHARGE_BY_CHOICES = ("user_id", "team_id", "end_user_id")
+# end_user_id (LiteLLM's default) exists only under the LiteLLM Proxy: here it would bill the uid.
+CHARGE_BY_CHOICES = ("user_id", "team_id")
 DEFAULT_LOCAL_MODEL = "local/demo"
 
 
@@ -17,6 +18,15 @@ def is_deployed(env: Mapping[str, str]) -> bool:
 
 class SettingsError(ValueError):
     """The environment holds a setting that cannot be used; every bad key is named."""
+
+
+class RefusedToStart(SettingsError):
+    """A setting that must stop the process rather than let it serve (even with 503s)."""
+
+
+def cors_origins_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``CORS_ORIGINS`` alone: a misconfigured instance still answers browsers with its 503."""
+    return _EnvReader(env).csv("CORS_ORIGINS")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,21 +81,23 @@ class Settings:
     def default_model(self) -> str:
         return self.chat_models[0]
 
-    @property
-    def uses_local_model(self) -> bool:
-        return any(m.startswith("local/") for m in self.chat_models)
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build the settings; raise ``SettingsError`` naming every malformed key at once."""
+        """Build the settings; raise ``SettingsError`` naming every malformed key at once
+        (``RefusedToStart`` when one of them must stop the process)."""
         reader = _EnvReader(os.environ if env is None else env)
         deployed = is_deployed(reader.env)
         allow_anonymous = reader.flag("ALLOW_ANONYMOUS", False)
         if allow_anonymous and deployed:
             reader.errors.append("ALLOW_ANONYMOUS=true is refused on a deployed instance (K_SERVICE is set)")
+            reader.refuse_to_start = True  # serving 503s would not do: it must not start open to anyone
         models = reader.csv("CHAT_MODELS") or (DEFAULT_LOCAL_MODEL,)
         charge_by = reader.text("LAGO_API_CHARGE_BY") or "user_id"
-        if charge_by not in CHARGE_BY_CHOICES:
+        if charge_by == "end_user_id":
+            reader.errors.append(
+                "LAGO_API_CHARGE_BY=end_user_id is not supported (it needs the LiteLLM Proxy); use user_id or team_id"
+            )
+        elif charge_by not in CHARGE_BY_CHOICES:
             reader.errors.append(f"LAGO_API_CHARGE_BY must be one of {', '.join(CHARGE_BY_CHOICES)}")
         lago = LagoSettings(
             api_base=reader.text("LAGO_API_BASE").rstrip("/"),
@@ -117,7 +129,7 @@ class Settings:
             local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),
         )
         if reader.errors:
-            raise SettingsError("; ".join(reader.errors))
+            raise (RefusedToStart if reader.refuse_to_start else SettingsError)("; ".join(reader.errors))
         return settings
 
 
@@ -127,6 +139,7 @@ class _EnvReader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.errors: list[str] = []
+        self.refuse_to_start = False
 
     def text(self, key: str) -> str:
         return self.env.get(key, "").strip()

@@ -45,8 +45,13 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def run_in_page(browser: Browser, origin: str, script: str, server: FunctionServer, user: User) -> object:
-    """Open a page served (by Playwright, no server) at ``origin`` and run the streamed call there."""
+def run_in_page(
+    browser: Browser, origin: str, script: str, server: FunctionServer, user: User
+) -> tuple[object, list[int]]:
+    """Open a page served (by Playwright, no server) at ``origin`` and run the streamed call there.
+
+    Returns the page's result and the statuses of the CORS preflights Chromium sent (seen by CDP).
+    """
     # The page is served by Playwright's router, so Chromium counts it as a public address; the
     # user's grant of local network access stands in for the page being served from this machine.
     context = browser.new_context(permissions=["local-network-access"])
@@ -63,10 +68,21 @@ def run_in_page(browser: Browser, origin: str, script: str, server: FunctionServ
         page = context.new_page()
         page.goto(f"{origin}/")
         page.wait_for_function("typeof window.runStream === 'function'", timeout=30_000)
-        return page.evaluate(
+        # Routing intercepts the page's requests, and an intercepted request gets no real CORS
+        # preflight: with the page loaded, stop routing so that Chromium does its own.
+        context.unroute_all(behavior="wait")
+        preflights: list[int] = []
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.on(
+            "Network.responseReceived",
+            lambda event: preflights.append(event["response"]["status"]) if event["type"] == "Preflight" else None,
+        )
+        result = page.evaluate(
             "([url, token]) => window.runStream(url, token).catch((e) => ({ error: String(e) }))",
             [f"{server.url}/v1", user.token],
         )
+        return result, preflights
     finally:
         context.close()
 
@@ -74,7 +90,8 @@ def run_in_page(browser: Browser, origin: str, script: str, server: FunctionServ
 def test_openai_npm_package_streams_from_an_allowed_origin(
     browser: Browser, openai_bundle: str, chat_server: FunctionServer, fake_lago: FakeLago, user: User
 ) -> None:
-    result = run_in_page(browser, ALLOWED_ORIGIN, openai_bundle, chat_server, user)
+    result, preflights = run_in_page(browser, ALLOWED_ORIGIN, openai_bundle, chat_server, user)
+    assert preflights == [204], "the browser's own preflight passed"
     assert isinstance(result, dict) and "error" not in result, result
     assert result["text"] == "word0 word1 word2 word3 word4 word5"
     assert result["usage"]["completion_tokens"] == 6 and result["usage"]["cost"] > 0
@@ -84,6 +101,7 @@ def test_openai_npm_package_streams_from_an_allowed_origin(
 def test_openai_npm_package_is_stopped_by_the_preflight_elsewhere(
     browser: Browser, openai_bundle: str, chat_server: FunctionServer, fake_lago: FakeLago, user: User
 ) -> None:
-    result = run_in_page(browser, OTHER_ORIGIN, openai_bundle, chat_server, user)
+    result, preflights = run_in_page(browser, OTHER_ORIGIN, openai_bundle, chat_server, user)
+    assert preflights == [403]
     assert isinstance(result, dict) and "Connection error" in str(result.get("error")), result
     assert fake_lago.events(user.uid) == []

@@ -16,6 +16,8 @@ OPTIONAL_FUNCTION_ENV=(
   LAGO_PLAN_CODE CHAT_MAX_TOKENS CHAT_BUDGET_CENTS LAGO_TEAM_CLAIM CHAT_CHECK_REVOKED
   CHAT_MAX_BODY_BYTES CHAT_MAX_MESSAGES CHAT_LLM_TIMEOUT_S CHAT_USAGE_CACHE_S
   BILLING_OUTBOX BILLING_REPLAY_BATCH CHAT_REQUIRE_BILLING
+  CHAT_APP_CHECK CHAT_APP_CHECK_CONSUME_MODELS CHAT_REQUIRE_VERIFIED_EMAIL CHAT_SIGN_IN_PROVIDERS
+  CHAT_NEW_ACCOUNT_BUDGET_CENTS CHAT_NEW_ACCOUNT_DAYS
 )
 # Every variable this script reads; a value already in the environment beats deploy.env's.
 SETTING_NAMES=(
@@ -53,7 +55,12 @@ Optional (default):
   LAGO_API_CHARGE_BY (user_id)   LAGO_FLUSH_TIMEOUT_S (3)
   LAGO_PLAN_CODE, CHAT_MAX_TOKENS, CHAT_BUDGET_CENTS, LAGO_TEAM_CLAIM, CHAT_CHECK_REVOKED,
   CHAT_MAX_BODY_BYTES, CHAT_MAX_MESSAGES, CHAT_LLM_TIMEOUT_S, CHAT_USAGE_CACHE_S,
-  BILLING_OUTBOX, BILLING_REPLAY_BATCH, CHAT_REQUIRE_BILLING: passed to the functions when set
+  BILLING_OUTBOX, BILLING_REPLAY_BATCH, CHAT_REQUIRE_BILLING,
+  CHAT_APP_CHECK (enforce when deployed), CHAT_APP_CHECK_CONSUME_MODELS,
+  CHAT_REQUIRE_VERIFIED_EMAIL, CHAT_SIGN_IN_PROVIDERS, CHAT_NEW_ACCOUNT_BUDGET_CENTS,
+  CHAT_NEW_ACCOUNT_DAYS: passed to the functions when set. With CHAT_APP_CHECK_CONSUME_MODELS
+                    the service account also gets roles/firebaseappcheck.tokenVerifier, with
+                    CHAT_NEW_ACCOUNT_BUDGET_CENTS roles/firebaseauth.viewer (account creation times)
   DEPLOY_PROVIDER_SECRETS  provider key secrets, space-separated, e.g. "OPENAI_API_KEY" ("")
   SECRETS           every secret the functions read ("LAGO_API_BASE LAGO_API_KEY
                     LAGO_API_EVENT_CODE" + DEPLOY_PROVIDER_SECRETS). A secret's id is the name of
@@ -305,6 +312,15 @@ for secret in "${SECRET_NAMES[@]}"; do
 done
 grant projects add-iam-policy-binding "$PROJECT_ID" \
   --member="$SA_MEMBER" --role=roles/datastore.user --condition=None
+# App Check replay protection calls verifyAppCheckToken; the new-account budget reads users.
+if [[ -n "${CHAT_APP_CHECK_CONSUME_MODELS:-}" ]]; then
+  grant projects add-iam-policy-binding "$PROJECT_ID" \
+    --member="$SA_MEMBER" --role=roles/firebaseappcheck.tokenVerifier --condition=None
+fi
+if [[ -n "${CHAT_NEW_ACCOUNT_BUDGET_CENTS:-}" ]]; then
+  grant projects add-iam-policy-binding "$PROJECT_ID" \
+    --member="$SA_MEMBER" --role=roles/firebaseauth.viewer --condition=None
+fi
 
 # ---- 3. the functions ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import litellm
@@ -41,12 +41,14 @@ class ChatService:
         llm_timeout_s: float,
         accounts: LagoAccounts | None = None,
         budget: BudgetGuard | None = None,
+        budget_cap: Callable[[Caller], int | None] | None = None,
         unavailable_models: frozenset[str] = frozenset(),
     ) -> None:
         self.billing = billing
         self.accounts = accounts  # when Lago is configured
-        self.budget = budget  # when CHAT_BUDGET_CENTS is set and Lago is configured
+        self.budget = budget  # when CHAT_BUDGET_CENTS or CHAT_NEW_ACCOUNT_BUDGET_CENTS is set, with Lago
         self.unavailable_models = unavailable_models  # configured, but their provider keys are missing
+        self._budget_cap = budget_cap  # a caller's lower limit (the sign-in policy's new accounts)
         self._require_billing = require_billing
         self._timeout_s = llm_timeout_s
 
@@ -66,7 +68,8 @@ class ChatService:
         account = self.accounts.account(payer)
         if account is None:
             raise ApiError(ErrorCode.UNAVAILABLE, "Usage is unavailable right now; try again shortly.")
-        return usage_body(account, self.budget.remaining(payer) if self.budget else None)
+        budget = self.budget.remaining(payer, self._cap(payer, caller)) if self.budget else None
+        return usage_body(account, budget)
 
     def _prepare(self, request: ChatRequest, caller: Caller) -> RequestBilling:
         """Refuse what cannot be served or billed, then provision the payer and hold its budget."""
@@ -79,8 +82,16 @@ class ChatService:
         if self.accounts is not None:
             self.accounts.provision(billing.payer, caller)
         if self.budget is not None:
-            billing.hold(self.budget.reserve(billing.payer, request.model, *worst_case_tokens(request)))
+            cap = self._cap(billing.payer, caller)
+            prompt_tokens, completion_tokens = worst_case_tokens(request)
+            billing.hold(self.budget.reserve(billing.payer, request.model, prompt_tokens, completion_tokens, cap))
         return billing
+
+    def _cap(self, payer: str, caller: Caller) -> int | None:
+        # A member's account age says nothing about a team's shared budget: users' own budgets only.
+        if self._budget_cap is None or payer != caller.uid:
+            return None
+        return self._budget_cap(caller)
 
 
 def usage_body(account: Account, budget: tuple[int, int] | None) -> dict[str, Any]:

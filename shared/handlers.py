@@ -14,6 +14,7 @@ from typing import Any
 
 import flask
 
+from .app_check import APP_CHECK_HEADER
 from .chat_request import parse_chat_request
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
@@ -24,7 +25,7 @@ MODELS_PATH_SUFFIX = "/v1/models"
 # Request headers a browser may send cross-origin: ours, and those of the ecosystem's clients
 # (the openai package's x-stainless-* family, OpenAI's own headers, idempotency keys).
 _CORS_HEADERS = frozenset(
-    {"authorization", "content-type", "accept", "x-request-id", "idempotency-key"}
+    {"authorization", "content-type", APP_CHECK_HEADER.lower(), "accept", "x-request-id", "idempotency-key"}
     | {"openai-organization", "openai-project", "openai-beta", "x-api-key"}
 )
 _CORS_HEADER_PREFIXES = ("x-stainless-",)
@@ -95,7 +96,9 @@ def chat_completions(request: flask.Request, instance: Instance) -> flask.Respon
     settings = instance.settings
     raw = read_body(request, settings.max_body_bytes)
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.sign_in.check(caller)
     chat_request = parse_chat_request(raw, settings)
+    instance.app_check.check(request.headers.get(APP_CHECK_HEADER), chat_request.model)
     if not chat_request.stream:
         body = instance.chat.complete(chat_request, caller)
         response = json_response(body)
@@ -111,13 +114,17 @@ def chat_completions(request: flask.Request, instance: Instance) -> flask.Respon
 
 def list_models(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET .../v1/models``: the allowed models, the default first, in OpenAI's list shape."""
-    instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.sign_in.check(instance.verifier.verify_authorization(request.headers.get("Authorization")))
+    instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
+    consume = instance.settings.app_check.consume_models
     data = [
         {
             "id": model,
             "object": "model",
             "created": _STARTED,
             "owned_by": model.partition("/")[0] if "/" in model else "system",
+            # The page sends these models a fresh limited-use App Check token: the server consumes it.
+            **({"limited_use_app_check": True} if model in consume else {}),
         }
         for model in instance.settings.chat_models
     ]
@@ -127,6 +134,7 @@ def list_models(request: flask.Request, instance: Instance) -> flask.Response:
 def usage(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET``: the caller's usage in the current billing period, and their budget."""
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
     return json_response(instance.chat.usage(caller))
 
 

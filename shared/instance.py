@@ -5,6 +5,7 @@ functions-framework's server forks. What it makes lives as long as the instance:
 
 - ``settings``: the typed, immutable configuration;
 - ``verifier``: the firebase-admin app that verifies ID tokens (initialised on first use);
+- ``app_check`` / ``sign_in``: Firebase App Check and the sign-in policy, on the same app;
 - ``billing``: the Lago callback registered on LiteLLM, the keep-alive Lago HTTP client and the
   Firestore outbox (its gRPC client made on first use, after the fork);
 - ``chat``: the chat flow (``ChatService``), holding ``billing``, the Lago accounts (customers,
@@ -24,6 +25,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .app_check import AppCheckGate
 from .auth import TokenVerifier
 from .billing import Billing
 from .budget import BudgetGuard
@@ -33,6 +35,7 @@ from .lago_accounts import LagoAccounts
 from .logs import configure, log
 from .secret_env import unavailable_models
 from .settings import RefusedToStart, Settings, SettingsError, cors_origins_from_env
+from .sign_in_policy import SignInPolicy
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class Instance:
     verifier: TokenVerifier
     billing: Billing
     chat: ChatService
+    app_check: AppCheckGate
+    sign_in: SignInPolicy
 
     @property
     def cors_origins(self) -> tuple[str, ...]:
@@ -106,16 +111,18 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
     if billing.enabled:
         lago = settings.lago
         accounts = LagoAccounts(lago.api_base, lago.api_key, plan_code=lago.plan_code, cache_s=settings.usage_cache_s)
-        if settings.budget_cents is not None:
+        if settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None:
             budget = BudgetGuard(accounts, settings.budget_cents)
-    elif settings.budget_cents is not None:
-        log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS needs Lago (LAGO_API_*) to read usage")
+    elif settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None:
+        log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS and CHAT_NEW_ACCOUNT_BUDGET_CENTS need Lago")
+    sign_in = SignInPolicy(settings.sign_in, verifier.firebase_app)
     chat = ChatService(
         billing,
         require_billing=settings.require_billing,
         llm_timeout_s=settings.llm_timeout_s,
         accounts=accounts,
         budget=budget,
+        budget_cap=sign_in.budget_cap_cents,
         unavailable_models=unavailable_models(settings.chat_models, deployed=settings.deployed),
     )
     log(
@@ -124,5 +131,6 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
         models=list(settings.chat_models),
         billing=billing.enabled,
         budget=budget is not None,
+        app_check=settings.app_check.mode,
     )
-    return Instance(settings, verifier, billing, chat)
+    return Instance(settings, verifier, billing, chat, AppCheckGate(settings.app_check, verifier.firebase_app), sign_in)

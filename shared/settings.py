@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 # end_user_id (LiteLLM's default) exists only under the LiteLLM Proxy: here it would bill the uid.
 CHARGE_BY_CHOICES = ("user_id", "team_id")
+APP_CHECK_MODES = ("off", "monitor", "enforce")
+ANONYMOUS_PROVIDER = "anonymous"
 DEFAULT_LOCAL_MODEL = "local/demo"
 
 
@@ -56,6 +58,38 @@ class LagoSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AppCheckSettings:
+    """Firebase App Check: whether calls must come from the operator's own app."""
+
+    mode: str = "off"
+    """``off``: the header is ignored; ``monitor``: checked, failures logged and served;
+    ``enforce``: a missing or invalid token is a 401. Default: enforce deployed, off locally."""
+    consume_models: tuple[str, ...] = ()
+    """Models whose calls need a limited-use token, consumed on use (replay protection): one App
+    Check API call per request, so meant for the most expensive models only."""
+
+    @property
+    def checks(self) -> bool:
+        return self.mode != "off"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignInSettings:
+    """Which Firebase identities may chat, and the budget of accounts that are new."""
+
+    require_verified_email: bool = False
+    """Refuse (403) a token whose ``email_verified`` claim is not true."""
+    providers: tuple[str, ...] | None = None
+    """Allowed ``firebase.sign_in_provider`` values; None allows any (``anonymous_allowed`` aside)."""
+    anonymous_allowed: bool = True
+    """Anonymous sign-ins may chat: refused by default deployed, unless listed in the providers."""
+    new_account_budget_cents: int | None = None
+    """The budget limit of a payer whose account is younger than ``new_account_days``; off when None."""
+    new_account_days: float = 30.0
+    """How long an account counts as new, from its creation time in Firebase Auth."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the functions read from the environment, parsed and checked once."""
 
@@ -76,6 +110,10 @@ class Settings:
     budget_cents: int | None
     usage_cache_s: float
     local_model_delay_ms: int
+    app_check: AppCheckSettings = field(default_factory=AppCheckSettings)
+    """Firebase App Check (``CHAT_APP_CHECK``, ``CHAT_APP_CHECK_CONSUME_MODELS``)."""
+    sign_in: SignInSettings = field(default_factory=SignInSettings)
+    """Sign-in policy (``CHAT_REQUIRE_VERIFIED_EMAIL``, ``CHAT_SIGN_IN_PROVIDERS``, ``CHAT_NEW_ACCOUNT_*``)."""
 
     @property
     def default_model(self) -> str:
@@ -127,10 +165,39 @@ class Settings:
             budget_cents=reader.optional_integer("CHAT_BUDGET_CENTS"),
             usage_cache_s=reader.number("CHAT_USAGE_CACHE_S", 10.0, low=0, high=3600),
             local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),
+            app_check=_app_check(reader, deployed, models),
+            sign_in=_sign_in(reader, deployed),
         )
         if reader.errors:
             raise (RefusedToStart if reader.refuse_to_start else SettingsError)("; ".join(reader.errors))
         return settings
+
+
+def _app_check(reader: _EnvReader, deployed: bool, models: tuple[str, ...]) -> AppCheckSettings:
+    mode = reader.text("CHAT_APP_CHECK").lower() or ("enforce" if deployed else "off")
+    if mode not in APP_CHECK_MODES:
+        reader.errors.append(f"CHAT_APP_CHECK must be one of {', '.join(APP_CHECK_MODES)}")
+    consume = reader.csv("CHAT_APP_CHECK_CONSUME_MODELS")
+    unknown = [model for model in consume if model not in models]
+    if unknown:
+        reader.errors.append(f"CHAT_APP_CHECK_CONSUME_MODELS names models not in CHAT_MODELS: {', '.join(unknown)}")
+    if consume and mode == "off":
+        reader.errors.append("CHAT_APP_CHECK_CONSUME_MODELS needs CHAT_APP_CHECK=monitor or enforce")
+    return AppCheckSettings(mode=mode, consume_models=consume)
+
+
+def _sign_in(reader: _EnvReader, deployed: bool) -> SignInSettings:
+    providers = reader.csv("CHAT_SIGN_IN_PROVIDERS") or None
+    budget = reader.optional_integer("CHAT_NEW_ACCOUNT_BUDGET_CENTS")
+    if budget is not None and budget < 0:
+        reader.errors.append("CHAT_NEW_ACCOUNT_BUDGET_CENTS must be at least 0")
+    return SignInSettings(
+        require_verified_email=reader.flag("CHAT_REQUIRE_VERIFIED_EMAIL", False),
+        providers=providers,
+        anonymous_allowed=ANONYMOUS_PROVIDER in providers if providers else not deployed,
+        new_account_budget_cents=budget,
+        new_account_days=reader.number("CHAT_NEW_ACCOUNT_DAYS", 30.0, low=0, high=3650),
+    )
 
 
 class _EnvReader:

@@ -356,6 +356,26 @@ def test_dry_run_with_use_set_secrets_injects_them_instead(tmp_path: Path, tripw
     assert "SECRETS:" not in result.stdout
 
 
+def test_dry_run_passes_app_check_and_sign_in_settings_and_grants_their_roles(
+    tmp_path: Path, tripwire_gcloud: tuple[str, Path]
+) -> None:
+    gcloud, _ = tripwire_gcloud
+    guards = {
+        "CHAT_APP_CHECK": "enforce",
+        "CHAT_APP_CHECK_CONSUME_MODELS": "openai/gpt-4o-mini",
+        "CHAT_SIGN_IN_PROVIDERS": "password,google.com",
+        "CHAT_NEW_ACCOUNT_BUDGET_CENTS": "50",
+    }
+    result = run_deploy(base_env(tmp_path) | SETTINGS | guards | {"GCLOUD": gcloud}, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    for name, value in guards.items():
+        assert f"{name}: '{value}'" in result.stdout
+    roles = [arg for c in dry_run_commands(result.stdout) for arg in c if arg.startswith("--role=")]
+    assert "--role=roles/firebaseappcheck.tokenVerifier" in roles and "--role=roles/firebaseauth.viewer" in roles
+    plain = run_deploy(base_env(tmp_path) | SETTINGS | {"GCLOUD": gcloud}, "--dry-run")
+    assert "firebaseappcheck" not in plain.stdout and "firebaseauth" not in plain.stdout
+
+
 def test_help_describes_the_settings(tmp_path: Path) -> None:
     result = run_deploy(base_env(tmp_path), "--help")
     assert result.returncode == 0

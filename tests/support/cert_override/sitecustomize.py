@@ -1,7 +1,9 @@
 """Loaded by the function servers that tests run on the production token path.
 
-Points firebase-admin's certificate URL at the tests' own certificate server: the only change
-to the production verification path, which then checks signatures, expiry, audience and issuer
+Points firebase-admin's key URLs at the tests' own servers: Google's ID-token certificates
+(``TEST_ID_TOKEN_CERT_URI``) and App Check's JWKS and ``verifyAppCheckToken`` API
+(``TEST_APP_CHECK_JWKS_URL``, ``TEST_APP_CHECK_VERIFY_URL``). That is the only change to the
+production verification path, which then checks signatures, expiry, audience and issuer
 exactly as it does on Google Cloud.
 """
 
@@ -12,3 +14,10 @@ if _url:
     import firebase_admin._token_gen as _token_gen
 
     _token_gen.ID_TOKEN_CERT_URI = _url
+
+_jwks = os.environ.get("TEST_APP_CHECK_JWKS_URL")
+if _jwks:
+    from firebase_admin import app_check as _app_check
+
+    _app_check._AppCheckService._JWKS_URL = _jwks
+    _app_check._AppCheckService._VERIFY_URL_FORMAT = os.environ["TEST_APP_CHECK_VERIFY_URL"]

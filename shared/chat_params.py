@@ -157,6 +157,8 @@ def _response_format(name: str, value: Any) -> Any:
         raise invalid("response_format.json_schema.schema must be a JSON Schema object.", name)
     if "strict" in schema and schema["strict"] is not None and not isinstance(schema["strict"], bool):
         raise invalid("response_format.json_schema.strict must be a boolean.", name)
+    if "description" in schema and not isinstance(schema["description"], str):
+        raise invalid("response_format.json_schema.description must be a string.", name)
     return value
 
 

@@ -93,6 +93,8 @@ def _stream_options(value: Any) -> bool:
     for key in value:
         if key not in ("include_usage", "include_obfuscation"):
             raise _invalid(f"Unrecognized request argument supplied: stream_options.{key}", "stream_options")
+    if not isinstance(value.get("include_obfuscation", False), bool):
+        raise _invalid("stream_options.include_obfuscation must be a boolean.", "stream_options")
     include_usage = value.get("include_usage", False)
     if not isinstance(include_usage, bool):
         raise _invalid("stream_options.include_usage must be a boolean.", "stream_options")
@@ -173,6 +175,8 @@ def _message(item: Any, index: int, parts: _PartCounter) -> dict[str, Any]:
     for key in ("name", "tool_call_id", "refusal"):
         if item.get(key) is not None and not isinstance(item[key], str):
             raise _invalid(f"{where}.{key} must be a string.", f"{where}.{key}")
+    if item.get("audio") is not None and not isinstance(item["audio"], dict):
+        raise _invalid(f"{where}.audio must be an object.", f"{where}.audio")
     if item.get("tool_calls") is not None:
         _check_tool_calls(item["tool_calls"], f"{where}.tool_calls")
     if role == "tool" and not isinstance(item.get("tool_call_id"), str):
@@ -188,7 +192,7 @@ def _check_tool_calls(calls: Any, where: str) -> None:
         if not (
             isinstance(call, dict)
             and isinstance(call.get("id"), str)
-            and call.get("type", "function") == "function"
+            and call.get("type") == "function"
             and isinstance(function, dict)
             and isinstance(function.get("name"), str)
             and isinstance(function.get("arguments"), str)
@@ -234,6 +238,8 @@ def _media_part(kind: str, value: Any, where: str) -> int:
             raise _invalid(f"{where}: input_audio needs base64 'data' and a format of wav or mp3.", where)
         return len(value["data"]) // BYTES_PER_MEDIA_TOKEN
     # A file travels inline only: a provider file_id would reach files this service's key uploaded.
+    if "filename" in value and not isinstance(value["filename"], str):
+        raise _invalid(f"{where}: file.filename must be a string.", where)
     if not isinstance(value.get("file_data"), str) or "file_id" in value:
         raise _invalid(f"{where}: file needs inline 'file_data' (file_id is not accepted).", where)
     return len(value["file_data"]) // BYTES_PER_MEDIA_TOKEN

@@ -15,7 +15,7 @@ LAGO_SECRETS="LAGO_API_BASE LAGO_API_KEY LAGO_API_EVENT_CODE"
 OPTIONAL_FUNCTION_ENV=(
   LAGO_PLAN_CODE CHAT_MAX_TOKENS CHAT_BUDGET_CENTS LAGO_TEAM_CLAIM CHAT_CHECK_REVOKED
   CHAT_MAX_BODY_BYTES CHAT_MAX_MESSAGES CHAT_LLM_TIMEOUT_S CHAT_USAGE_CACHE_S
-  BILLING_OUTBOX BILLING_REPLAY_BATCH CHAT_REQUIRE_BILLING
+  BILLING_OUTBOX BILLING_REPLAY_BATCH BILLING_REPLAY_BUDGET_S CHAT_REQUIRE_BILLING
   CHAT_APP_CHECK CHAT_APP_CHECK_CONSUME_MODELS CHAT_REQUIRE_VERIFIED_EMAIL CHAT_SIGN_IN_PROVIDERS
   CHAT_NEW_ACCOUNT_BUDGET_CENTS CHAT_NEW_ACCOUNT_DAYS
 )
@@ -55,7 +55,8 @@ Optional (default):
   LAGO_API_CHARGE_BY (user_id)   LAGO_FLUSH_TIMEOUT_S (3)
   LAGO_PLAN_CODE, CHAT_MAX_TOKENS, CHAT_BUDGET_CENTS, LAGO_TEAM_CLAIM, CHAT_CHECK_REVOKED,
   CHAT_MAX_BODY_BYTES, CHAT_MAX_MESSAGES, CHAT_LLM_TIMEOUT_S, CHAT_USAGE_CACHE_S,
-  BILLING_OUTBOX, BILLING_REPLAY_BATCH, CHAT_REQUIRE_BILLING,
+  BILLING_OUTBOX, BILLING_REPLAY_BATCH, BILLING_REPLAY_BUDGET_S (keep it under TIMEOUT),
+  CHAT_REQUIRE_BILLING,
   CHAT_APP_CHECK (enforce when deployed), CHAT_APP_CHECK_CONSUME_MODELS,
   CHAT_REQUIRE_VERIFIED_EMAIL, CHAT_SIGN_IN_PROVIDERS, CHAT_NEW_ACCOUNT_BUDGET_CENTS,
   CHAT_NEW_ACCOUNT_DAYS: passed to the functions when set. With CHAT_APP_CHECK_CONSUME_MODELS
@@ -238,16 +239,12 @@ grant() {
   done
 }
 
-# ---- the function source: main.py, a real copy of shared/ and requirements.txt ------------------
+# ---- the function source: staged as `firebase deploy` stages it (scripts/stage.py) --------------
 
 WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/deploy-functions.XXXXXX")
 trap 'rm -rf "$WORK_DIR"' EXIT
 SOURCE_DIR="$WORK_DIR/source"
-mkdir -p "$SOURCE_DIR"
-cp "$ROOT/functions/main.py" "$SOURCE_DIR/main.py"
-cp -RL "$ROOT/shared" "$SOURCE_DIR/shared"
-cp -L "$ROOT/requirements.txt" "$SOURCE_DIR/requirements.txt"
-find "$SOURCE_DIR" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
+python3 "$ROOT/scripts/stage.py" "$SOURCE_DIR"
 
 # Env vars as a YAML file: values stay whole whatever they hold (commas in CHAT_MODELS...).
 ENV_VARS_FILE="$WORK_DIR/env.yaml"
@@ -268,7 +265,7 @@ yaml_line() {
   done
 } >"$ENV_VARS_FILE"
 if ((DRY_RUN)); then
-  echo "# --source: $SOURCE_DIR (main.py, shared/, requirements.txt; removed on exit)"
+  echo "# --source: $SOURCE_DIR (main.py, shared/, requirements.txt, functions.yaml; removed on exit)"
   echo "# --env-vars-file holds:"
   sed 's/^/#   /' "$ENV_VARS_FILE"
 fi

@@ -25,10 +25,16 @@ import functions_framework  # noqa: E402
 
 from shared import handlers, replay  # noqa: E402
 from shared.instance import start_instance  # noqa: E402
+from shared.shutdown import hook_worker_sigterm  # noqa: E402
 
 instance = start_instance()
+hook_worker_sigterm()  # in the master, before gunicorn forks its worker
 gc.freeze()
 gc.enable()
+
+# Who may call what when deployed: these check Firebase ID tokens in code; every other entry point
+# is private (scripts/stage.py marks it so in functions.yaml; deploy.sh must agree, a test checks).
+PUBLIC_ENTRY_POINTS = ("chat", "usage")
 
 
 @functions_framework.http

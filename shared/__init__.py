@@ -8,6 +8,7 @@ start), ``logs`` (structured logging), ``errors`` (our error types and their HTT
 ``local_model`` (the embedded offline model), ``chat`` (``ChatService``: one request from its
 verified caller to its billed answer), ``billing_event`` / ``lago_events`` / ``billing`` /
 ``outbox`` / ``replay`` (usage billing in Lago), ``lago_accounts`` / ``budget`` (customers,
-usage and per-payer spending limits), ``instance`` (the per-instance singletons) and
-``handlers`` (HTTP in, HTTP out, one routing table per function).
+usage and per-payer spending limits), ``shutdown`` (SIGTERM: streams ended and billed in
+time), ``instance`` (the per-instance singletons) and ``handlers`` (HTTP in, HTTP out, one
+routing table per function).
 """

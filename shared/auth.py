@@ -39,7 +39,7 @@ class Caller:
         return value if isinstance(value, str) else None
 
 
-class _AnonymousCredential(firebase_credentials.Base):
+class _AnonymousCredential(firebase_credentials.Base):  # type: ignore[misc]  # firebase-admin is untyped
     """Used when the instance has no Google credentials (local runs): ID tokens verify with
     public certificates alone; only revocation checks need real credentials."""
 

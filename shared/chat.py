@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,6 +29,10 @@ from .chat_request import ChatRequest, worst_case_tokens
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .llm import CallContext
+from .shutdown import SHUTDOWN
+
+# The error event that ends a stream the instance's shutdown cut short (its sent part is billed).
+SHUTTING_DOWN = ApiError(ErrorCode.UNAVAILABLE, "The server is shutting down; the answer was cut short. Retry it.")
 
 
 class ChatService:
@@ -153,18 +158,22 @@ class _StreamBill:
         self.sent: list[Any] = []
         self.final: CallUsage | None = None
         self._settled = False
+        self._lock = threading.Lock()
 
     def settle(self) -> None:
-        """Bill what was generated; idempotent, so the stream's ``finally`` can call it again."""
-        if self._settled:
-            return
-        self._settled = True
+        """Bill what was generated; idempotent, so the stream's ``finally`` can call it again, and
+        thread-safe: at shutdown another thread settles a stream stuck waiting on its provider."""
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+        sent = list(self.sent)
         if self.final is not None:
             self._billing.succeeded(self._call, self.final)
-        elif not self.sent:
+        elif not sent:
             self._billing.failed(self._call)  # nothing generated, nothing billed
         else:
-            rebuilt = litellm.stream_chunk_builder(self.sent, messages=self._request.messages)
+            rebuilt = litellm.stream_chunk_builder(sent, messages=self._request.messages)
             self._billing.succeeded(self._call, usage_from_response(rebuilt, self._request.model, partial=True))
         self._billing.flush()
 
@@ -172,6 +181,7 @@ class _StreamBill:
 def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestBilling) -> Iterator[str]:
     bill = _StreamBill(billing, call, request)
     finishes = _Finishes(request.n)
+    untrack = SHUTDOWN.track(bill.settle)
     try:
         last = "data: [DONE]\n\n"
         try:
@@ -185,13 +195,18 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
                     bill.sent.append(chunk)
                     finishes.saw(chunk)
                 yield _data(chunk, call, request.model)
-            yield from finishes.missing(call, request.model)
+                if SHUTDOWN.stream_must_end():  # the instance is going away: bill what was sent, then end
+                    last = f"data: {json.dumps(SHUTTING_DOWN.to_dict())}\n\n"
+                    break
+            else:
+                yield from finishes.missing(call, request.model)
         except Exception as error:  # noqa: BLE001 - a provider failure mid-stream ends the stream
             last = f"data: {json.dumps(llm.provider_error(error, call).to_dict())}\n\n"
         bill.settle()  # billed before the last line reaches the client
         yield last
     finally:
         bill.settle()  # the client went away: bill what was generated, before the request ends
+        untrack()
         _close(stream)
 
 

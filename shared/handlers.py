@@ -19,6 +19,7 @@ from .chat_request import parse_chat_request
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
 from .logs import bind_request, log, unbind_request
+from .shutdown import SHUTDOWN
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
 MODELS_PATH_SUFFIX = "/v1/models"
@@ -84,6 +85,8 @@ def _dispatch(
     if route is None:
         raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, f"Use {' or '.join(methods)}.", headers={"Allow": allow})
     assert isinstance(instance, Instance)  # a broken one answered above
+    if SHUTDOWN.draining:  # SIGTERM came: this instance takes no new work
+        raise ApiError(ErrorCode.UNAVAILABLE, "This instance is shutting down; retry.", headers={"Retry-After": "1"})
     return route(request, instance)
 
 

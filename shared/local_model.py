@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import litellm
-from litellm import CustomLLM
+from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import (
     Choices,
     Delta,
@@ -158,7 +158,7 @@ class LocalModel(CustomLLM):
         )
         return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
-    def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         model_response: ModelResponse = kwargs["model_response"]
         params = kwargs.get("optional_params") or {}
         answers = [_answer(messages, params, i) for i in range(int(params.get("n") or 1))]
@@ -174,7 +174,7 @@ class LocalModel(CustomLLM):
         model_response.usage = self._usage(messages, answers, params)  # type: ignore[attr-defined]
         return model_response
 
-    def streaming(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+    def streaming(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
         params = kwargs.get("optional_params") or {}
         n = int(params.get("n") or 1)
         answers = [_answer(messages, params, i) for i in range(n)]
@@ -237,7 +237,7 @@ def register_local_models(models: tuple[str, ...], delay_s: float) -> None:
         *[p for p in litellm.custom_provider_map if p.get("provider") != PROVIDER],
         {"provider": PROVIDER, "custom_handler": LocalModel(delay_s)},
     ]
-    litellm.utils.custom_llm_setup()
+    litellm.utils.custom_llm_setup()  # type: ignore[no-untyped-call]  # LiteLLM leaves it unannotated
     litellm.register_model(
         {
             model: {

@@ -36,12 +36,21 @@ class LagoSettings:
     """Where and how usage events go. ``enabled`` is False when any required value is missing."""
 
     api_base: str = ""
+    """``LAGO_API_BASE``: Lago's API root, e.g. ``https://api.getlago.com`` (no trailing slash)."""
     api_key: str = field(default="", repr=False)
+    """``LAGO_API_KEY``: the Lago API key (a secret: never in a log or a repr)."""
     event_code: str = ""
+    """``LAGO_API_EVENT_CODE``: the billable metric's code every usage event carries."""
     charge_by: str = "user_id"
+    """``LAGO_API_CHARGE_BY``: who pays, ``user_id`` (the uid) or ``team_id`` (``team_claim``)."""
     team_claim: str = "team_id"
+    """``LAGO_TEAM_CLAIM``: the verified token's claim that names the payer when charging by team."""
     flush_timeout_s: float = 3.0
+    """``LAGO_FLUSH_TIMEOUT_S``: one request's billing deadline; what Lago has not taken by then
+    goes to the outbox. 0.1 to 60."""
     plan_code: str = ""
+    """``LAGO_PLAN_CODE``: provision a Lago customer and subscription to this plan on a payer's first
+    call; empty: payers are provisioned elsewhere."""
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -94,22 +103,50 @@ class Settings:
     """Everything the functions read from the environment, parsed and checked once."""
 
     chat_models: tuple[str, ...]
+    """``CHAT_MODELS``: the allowlist of LiteLLM model names, comma-separated; the first is the
+    default. Default ``local/demo``, the embedded offline model."""
     max_tokens: int
+    """``CHAT_MAX_TOKENS``: the cap on a request's ``max_tokens`` / ``max_completion_tokens``
+    (and the worst case a budget reserves when the request sets none). Default 4096."""
     max_body_bytes: int
+    """``CHAT_MAX_BODY_BYTES``: the largest request body; past it, 413. Default 262144 (256 KiB)."""
     max_messages: int
+    """``CHAT_MAX_MESSAGES``: the most messages one request may carry; past it, 400. Default 200."""
     cors_origins: tuple[str, ...]
+    """``CORS_ORIGINS``: browser origins allowed to call, comma-separated (``*``: any). Default none."""
     project_id: str
+    """``GOOGLE_CLOUD_PROJECT`` (else ``GCLOUD_PROJECT``): the Firebase project, the ID tokens'
+    audience."""
     check_revoked: bool
+    """``CHAT_CHECK_REVOKED``: also refuse revoked tokens and disabled users (one Auth API call per
+    request). Default false."""
     allow_anonymous: bool
+    """``ALLOW_ANONYMOUS``: local only, no token needed and every call is uid ``anonymous``; a
+    deployed instance refuses to start with it. Default false."""
     deployed: bool
+    """On Cloud Functions (``K_SERVICE`` set, ``FUNCTIONS_EMULATOR`` not ``true``): set by the
+    platform, not by an operator."""
     llm_timeout_s: float
+    """``CHAT_LLM_TIMEOUT_S``: the provider call's timeout; past it, 504. 0.1 to 3600, default 60."""
     lago: LagoSettings
+    """Billing: the ``LAGO_*`` variables; see ``LagoSettings``."""
     outbox_enabled: bool
+    """``BILLING_OUTBOX``: keep what Lago did not take in time in the Firestore outbox. Default true."""
     require_billing: bool
+    """``CHAT_REQUIRE_BILLING``: answer chat with 503 rather than serve it unbilled when billing is
+    off. Default false."""
     replay_batch_size: int
+    """``BILLING_REPLAY_BATCH``: outbox events a replay run reads and claims at a time (a page)."""
+    replay_budget_s: float
+    """``BILLING_REPLAY_BUDGET_S``: how long one replay run keeps draining; keep it under the
+    function's timeout, with a few seconds for the run's last writes."""
     budget_cents: int | None
+    """``CHAT_BUDGET_CENTS``: each payer's limit for the billing period, in the cost's cents (Lago
+    customer metadata ``chat_budget_cents`` overrides it per payer). Default none: no limit."""
     usage_cache_s: float
+    """``CHAT_USAGE_CACHE_S``: how long a payer's usage read from Lago is reused. 0 to 3600, default 10."""
     local_model_delay_ms: int
+    """``LOCAL_MODEL_DELAY_MS``: the embedded model's pause between streamed words. Default 0."""
     app_check: AppCheckSettings = field(default_factory=AppCheckSettings)
     """Firebase App Check (``CHAT_APP_CHECK``, ``CHAT_APP_CHECK_CONSUME_MODELS``)."""
     sign_in: SignInSettings = field(default_factory=SignInSettings)
@@ -161,7 +198,8 @@ class Settings:
             lago=lago,
             outbox_enabled=reader.flag("BILLING_OUTBOX", True),
             require_billing=reader.flag("CHAT_REQUIRE_BILLING", False),
-            replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 200, low=1),
+            replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 500, low=1),
+            replay_budget_s=reader.number("BILLING_REPLAY_BUDGET_S", 50.0, low=0.1, high=3600),
             budget_cents=reader.optional_integer("CHAT_BUDGET_CENTS"),
             usage_cache_s=reader.number("CHAT_USAGE_CACHE_S", 10.0, low=0, high=3600),
             local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),

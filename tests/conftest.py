@@ -20,18 +20,21 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from google.cloud import firestore
 
 from tests.standins.app_check_keys import FakeAppCheck
 from tests.standins.google_certs import FakeGoogleCerts
 from tests.standins.lago import API_KEY as LAGO_KEY
 from tests.standins.lago import FakeLago
 from tests.standins.openai_llm import FakeOpenAI
+from tests.support.api import DEFAULT_MODEL
 from tests.support.processes import ROOT, AuthEmulator, FirestoreEmulator, FunctionServer
+
+__all__ = ["DEFAULT_MODEL"]  # re-exported: modules import it from here
 
 PROJECT_ID = "demo-chat-tests"
 OPENAI_KEY = "sk-test-provider-secret-do-not-log"
 EVENT_CODE = "llm_tokens"
-DEFAULT_MODEL = "openai/gpt-4o-mini"
 _counter = itertools.count()
 
 
@@ -85,6 +88,19 @@ def firestore_emulator() -> Iterator[FirestoreEmulator]:
     emulator = FirestoreEmulator().start()
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def firestore_client(firestore_emulator: FirestoreEmulator) -> Iterator[firestore.Client]:
+    """A Firestore client of the emulator, for reading the billing outbox from the tests.
+
+    The client finds the emulator through ``FIRESTORE_EMULATOR_HOST``; it is set for the session
+    and restored at its end, so no test leaves the process environment changed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host)
+        client = firestore.Client(project=PROJECT_ID)
+        yield client
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,9 @@ import pytest
 from tests.conftest import CONSUME_MODEL, DEFAULT_MODEL, PROJECT_ID, User
 from tests.standins.app_check_keys import PROJECT_NUMBER, FakeAppCheck
 from tests.standins.google_certs import FakeGoogleCerts, unsigned_token
+from tests.support.api import CHAT
 from tests.support.processes import FunctionServer
 
-CHAT = "/v1/chat/completions"
 HEADER = "X-Firebase-AppCheck"
 OLD_ACCOUNT = 60 * 86400  # past the new-account period of SIGN_IN_POLICY_ENV: no account lookup
 

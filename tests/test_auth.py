@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import PROJECT_ID, User
 from tests.standins.google_certs import FakeGoogleCerts, unsigned_token
+from tests.support.api import CHAT
 from tests.support.processes import FunctionServer
 
-CHAT = "/v1/chat/completions"
 BODY = {"messages": [{"role": "user", "content": "hello"}]}
 
 
@@ -144,13 +144,13 @@ def test_anonymous_switch_serves_without_a_token_locally(function_server, fake_l
 
 
 def test_anonymous_switch_refuses_to_start_on_a_deployed_instance(base_env: dict[str, str]) -> None:
-    from tests.support.processes import ROOT, VENV_BIN
+    from tests.support.processes import ROOT, VENV_BIN, source_env
 
     env = {**base_env, "ALLOW_ANONYMOUS": "true", "K_SERVICE": "chat"}
     result = subprocess.run(
         [str(VENV_BIN / "functions-framework"), "--source", "functions/main.py", "--target", "chat", "--port", "0"],
         cwd=ROOT,
-        env=env,
+        env=source_env(env),
         capture_output=True,
         text=True,
         timeout=60,

@@ -8,7 +8,9 @@ The other tests need no API (bad settings, --dry-run, --help, shellcheck) or onl
 from __future__ import annotations
 
 import copy
+import fnmatch
 import io
+import json
 import os
 import shlex
 import shutil
@@ -158,21 +160,37 @@ def test_deploy_sizes_and_runs_functions_as_the_runtime_service_account(deployme
         assert "secretEnvironmentVariables" not in service  # the code reads Secret Manager itself
 
 
-def test_deploy_uploads_main_py_shared_and_requirements_only(deployment: Deployment) -> None:
-    shared = {
-        f"shared/{path.relative_to(ROOT / 'shared').as_posix()}"
-        for path in (ROOT / "shared").rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+def firebase_predeploy_upload(tmp: Path) -> dict[str, bytes]:
+    """What ``firebase deploy`` would upload: firebase.json's functions predeploy run as the CLI
+    runs it (a shell in the project folder, ``RESOURCE_DIR`` = the source), less its ``ignore``."""
+    (config,) = json.loads((ROOT / "firebase.json").read_text())["functions"]
+    resource_dir = tmp / "firebase-source"
+    env = base_env(tmp) | {"PROJECT_DIR": str(ROOT), "RESOURCE_DIR": str(resource_dir)}
+    for command in config["predeploy"]:
+        subprocess.run(command, shell=True, cwd=ROOT, env=env, check=True, timeout=60)
+    return {
+        path.relative_to(resource_dir).as_posix(): path.read_bytes()
+        for path in resource_dir.rglob("*")
+        if path.is_file()
+        and not any(
+            fnmatch.fnmatch(part, pattern)
+            for part in path.relative_to(resource_dir).parts
+            for pattern in config["ignore"]
+        )
     }
-    expected = {"main.py", "requirements.txt"} | shared
+
+
+def test_deploy_sh_and_firebase_deploy_upload_the_same_files(deployment: Deployment, tmp_path: Path) -> None:
+    firebase = firebase_predeploy_upload(tmp_path)
+    assert {"main.py", "requirements.txt", "functions.yaml", "shared/settings.py"} <= firebase.keys()
+    assert firebase["main.py"] == (ROOT / "functions" / "main.py").read_bytes()
+    assert firebase["requirements.txt"] == (ROOT / "requirements.txt").read_bytes()
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in firebase)
     for name in FUNCTIONS:
-        files = {f for f in deployment.apis.source_files(deployment.after_first[name]) if not f.endswith("/")}
-        assert files == expected, name
-    source = deployment.after_first["chat"]["buildConfig"]["source"]["storageSource"]["object"]
-    with zipfile.ZipFile(io.BytesIO(deployment.apis.uploads[source])) as archive:
-        assert archive.read("main.py") == (ROOT / "functions" / "main.py").read_bytes()
-        assert archive.read("shared/settings.py") == (ROOT / "shared" / "settings.py").read_bytes()
-        assert archive.read("requirements.txt") == (ROOT / "requirements.txt").read_bytes()
+        object_name = deployment.after_first[name]["buildConfig"]["source"]["storageSource"]["object"]
+        with zipfile.ZipFile(io.BytesIO(deployment.apis.uploads[object_name])) as archive:
+            uploaded = {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+        assert uploaded == firebase, name
 
 
 def test_deploy_creates_the_runtime_service_account_once(deployment: Deployment) -> None:

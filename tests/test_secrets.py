@@ -24,9 +24,9 @@ from tests.standins.lago import API_KEY as LAGO_KEY
 from tests.standins.lago import FakeLago
 from tests.standins.openai_llm import FakeOpenAI
 from tests.standins.secret_manager import FakeSecretManager
+from tests.support.api import ask, chat
 from tests.support.processes import FunctionServer, free_port
 
-CHAT = "/v1/chat/completions"
 ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
 MODELS = f"{DEFAULT_MODEL},local/demo,{ANTHROPIC_MODEL}"
 FAULTS_PROJECT = "demo-secrets-faults"
@@ -152,11 +152,6 @@ def faults_server(function_server, secret_manager: FakeSecretManager, recording_
     )
 
 
-def chat(server: FunctionServer, user: User, model: str, text: str = "hello", **extra: Any) -> httpx.Response:
-    body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-    return httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=30)
-
-
 def lines(server: FunctionServer, message: str) -> list[dict[str, Any]]:
     return [line for line in server.log_lines() if line["message"] == message]
 
@@ -187,7 +182,7 @@ def assert_unavailable(response: httpx.Response, model: str) -> None:
 def test_default_list_loads_lago_and_provider_keys(
     loaded_server: FunctionServer, secret_manager: FakeSecretManager, fake_lago: FakeLago, user: User
 ) -> None:
-    response = chat(loaded_server, user, DEFAULT_MODEL)
+    response = chat(loaded_server, user, ask("hello", model=DEFAULT_MODEL))
     assert response.status_code == 200, response.text
     events = fake_lago.events(user.uid)
     assert [e["transaction_id"] for e in events] == [response.json()["id"]], "billed with the key from version 2"
@@ -201,10 +196,13 @@ def test_default_list_loads_lago_and_provider_keys(
 
 
 def test_optional_provider_key_missing_makes_its_model_503(loaded_server: FunctionServer, user: User) -> None:
-    responses = [chat(loaded_server, user, ANTHROPIC_MODEL), chat(loaded_server, user, ANTHROPIC_MODEL, stream=True)]
+    responses = [
+        chat(loaded_server, user, ask("hello", model=ANTHROPIC_MODEL)),
+        chat(loaded_server, user, ask("hello", model=ANTHROPIC_MODEL, stream=True)),
+    ]
     for response in responses:
         assert_unavailable(response, ANTHROPIC_MODEL)
-    assert chat(loaded_server, user, "local/demo").status_code == 200
+    assert chat(loaded_server, user, ask("hello", model="local/demo")).status_code == 200
     [missing] = lines(loaded_server, "secret_unavailable")
     assert missing == {
         "severity": "INFO",  # an optional secret of the default list
@@ -226,7 +224,7 @@ def test_optional_provider_key_missing_makes_its_model_503(loaded_server: Functi
 def test_renamed_and_pinned_secret_is_the_one_used(
     faults_server: FunctionServer, secret_manager: FakeSecretManager, recording_llm: KeyRecordingLLM, user: User
 ) -> None:
-    response = chat(faults_server, user, DEFAULT_MODEL)
+    response = chat(faults_server, user, ask("hello", model=DEFAULT_MODEL))
     assert response.status_code == 200, response.text
     assert recording_llm.authorizations[-1] == f"Bearer {OPENAI_V2}", "version 2, not latest (3)"
     asked = [(s, v) for p, s, v in secret_manager.accessed if p == FAULTS_PROJECT and s == "openai-key"]
@@ -248,7 +246,7 @@ def test_failed_secrets_are_named_and_billing_is_disabled_loudly(
     assert all(line["severity"] == "ERROR" for line in failures.values()), "named in SECRETS: required"
     [disabled] = lines(faults_server, "lago_logging_disabled")
     assert disabled["missing"] == ["LAGO_API_BASE", "LAGO_API_KEY", "LAGO_API_EVENT_CODE"]
-    response = chat(faults_server, user, DEFAULT_MODEL)
+    response = chat(faults_server, user, ask("hello", model=DEFAULT_MODEL))
     assert response.status_code == 200, "the instance serves without billing"
     assert fake_lago.events(user.uid) == []
     assert_no_values(faults_server, response)
@@ -258,7 +256,7 @@ def test_slow_secret_bounds_the_cold_start_and_its_model_503s(faults_server: Fun
     [summary] = lines(faults_server, "secrets_loaded")
     assert summary["elapsed_ms"] < (TIMEOUT_S + 1.5) * 1000, "the slow secret answers after 60 s"
     assert _ready_after[faults_server.port] < TIMEOUT_S + COLD_START_MARGIN_S
-    response = chat(faults_server, user, ANTHROPIC_MODEL)
+    response = chat(faults_server, user, ask("hello", model=ANTHROPIC_MODEL))
     assert_unavailable(response, ANTHROPIC_MODEL)
     assert_no_values(faults_server, response)
 

@@ -3,7 +3,8 @@
 One module per concern: ``settings`` (configuration), ``secret_env`` (Secret Manager at cold
 start), ``logs`` (structured logging), ``errors`` (our error types and their HTTP shape),
 ``auth`` (Firebase ID tokens), ``app_check`` (Firebase App Check), ``sign_in_policy``
-(which identities may chat), ``chat_request`` (the request body), ``llm`` (LiteLLM calls),
+(which identities may chat), ``chat_request`` (the request body), ``chat_params``
+(its optional fields and which models take them), ``llm`` (LiteLLM calls),
 ``local_model`` (the embedded offline model), ``chat`` (``ChatService``: one request from its
 verified caller to its billed answer), ``billing_event`` / ``lago_events`` / ``billing`` /
 ``outbox`` / ``replay`` (usage billing in Lago), ``lago_accounts`` / ``budget`` (customers,

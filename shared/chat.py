@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,8 +25,8 @@ from .auth import Caller
 from .billing import Billing, RequestBilling
 from .billing_event import CallUsage, usage_from_response
 from .budget import BudgetGuard
-from .chat_request import ChatRequest
-from .errors import ApiError, ErrorCode
+from .chat_request import ChatRequest, worst_case_tokens
+from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .llm import CallContext
 from .shutdown import SHUTDOWN
@@ -60,8 +61,8 @@ class ChatService:
         """A ``chat.completion`` body; the call is billed before this returns."""
         return complete_json(request, self._prepare(request, caller), self._timeout_s)
 
-    def stream(self, request: ChatRequest, caller: Caller) -> Iterator[str]:
-        """The call's SSE lines; errors before the first byte raise ``ApiError``."""
+    def stream(self, request: ChatRequest, caller: Caller) -> tuple[str, Iterator[str]]:
+        """The call's id and its SSE lines; errors before the first byte raise ``ApiError``."""
         return open_event_stream(request, self._prepare(request, caller), self._timeout_s)
 
     def usage(self, caller: Caller) -> dict[str, Any]:
@@ -86,10 +87,9 @@ class ChatService:
         if self.accounts is not None:
             self.accounts.provision(billing.payer, caller)
         if self.budget is not None:
-            prompt_tokens = litellm.token_counter(model=request.model, messages=request.messages)
             cap = self._cap(billing.payer, caller)
-            max_tokens = request.params["max_tokens"]
-            billing.hold(self.budget.reserve(billing.payer, request.model, prompt_tokens, max_tokens, cap))
+            prompt_tokens, completion_tokens = worst_case_tokens(request)
+            billing.hold(self.budget.reserve(billing.payer, request.model, prompt_tokens, completion_tokens, cap))
         return billing
 
     def _cap(self, payer: str, caller: Caller) -> int | None:
@@ -120,27 +120,34 @@ def complete_json(request: ChatRequest, billing: RequestBilling, timeout_s: floa
     try:
         response = llm.complete(request, call, timeout_s)
         cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        billing.succeeded(call, usage_from_response(response, request.model, cost=cost))
-    except ApiError:
+        usage = usage_from_response(response, request.model, cost=cost)
+        billing.succeeded(call, usage)
+    except ApiError as error:
         billing.failed(call)
+        error.headers.setdefault(REQUEST_ID_HEADER, call.call_id)
         raise
     finally:
         billing.flush()
     body: dict[str, Any] = response.model_dump(exclude_none=True)
     body.update(id=call.call_id, object="chat.completion", model=request.model)
+    for choice in body.get("choices", []):
+        choice.pop("provider_specific_fields", None)
+    if usage.response_cost is not None and isinstance(body.get("usage"), dict):
+        body["usage"]["cost"] = usage.response_cost  # dollars, as LiteLLM puts it in a stream's usage chunk
     return body
 
 
-def open_event_stream(request: ChatRequest, billing: RequestBilling, timeout_s: float) -> Iterator[str]:
-    """Start the call (errors before the first byte raise ``ApiError``) and return its SSE lines."""
+def open_event_stream(request: ChatRequest, billing: RequestBilling, timeout_s: float) -> tuple[str, Iterator[str]]:
+    """Start the call (errors before the first byte raise ``ApiError``): its id and its SSE lines."""
     call = billing.start_call(request.model)
     try:
         stream = llm.open_stream(request, call, timeout_s)
-    except ApiError:
+    except ApiError as error:
         billing.failed(call)
         billing.flush()  # nothing to bill; releases the budget reservation
+        error.headers.setdefault(REQUEST_ID_HEADER, call.call_id)
         raise
-    return _sse(stream, request, call, billing)
+    return call.call_id, _sse(stream, request, call, billing)
 
 
 class _StreamBill:
@@ -173,21 +180,26 @@ class _StreamBill:
 
 def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestBilling) -> Iterator[str]:
     bill = _StreamBill(billing, call, request)
+    finishes = _Finishes(request.n)
     untrack = SHUTDOWN.track(bill.settle)
     try:
         last = "data: [DONE]\n\n"
         try:
             for chunk in stream:
                 if getattr(chunk, "usage", None) is not None and not chunk.choices:
+                    yield from finishes.missing(call, request.model)
                     bill.final = usage_from_response(chunk, request.model)
                     if not request.include_usage:
                         continue
                 else:
                     bill.sent.append(chunk)
+                    finishes.saw(chunk)
                 yield _data(chunk, call, request.model)
                 if SHUTDOWN.stream_must_end():  # the instance is going away: bill what was sent, then end
                     last = f"data: {json.dumps(SHUTTING_DOWN.to_dict())}\n\n"
                     break
+            else:
+                yield from finishes.missing(call, request.model)
         except Exception as error:  # noqa: BLE001 - a provider failure mid-stream ends the stream
             last = f"data: {json.dumps(llm.provider_error(error, call).to_dict())}\n\n"
         bill.settle()  # billed before the last line reaches the client
@@ -196,6 +208,36 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
         bill.settle()  # the client went away: bill what was generated, before the request ends
         untrack()
         _close(stream)
+
+
+class _Finishes:
+    """LiteLLM's stream wrapper passes on only the first choice's ``finish_reason``: with ``n`` > 1
+    the other choices get theirs (the same reason) in a chunk of their own before the usage chunk."""
+
+    def __init__(self, n: int) -> None:
+        self._open = set(range(n))
+        self._reason: str | None = None
+
+    def saw(self, chunk: Any) -> None:
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                self._open.discard(choice.index)
+                self._reason = choice.finish_reason
+
+    def missing(self, call: CallContext, model: str) -> Iterator[str]:
+        if self._reason is None:
+            return
+        for index in sorted(self._open):
+            choice = {"index": index, "delta": {}, "finish_reason": self._reason}
+            body = {
+                "id": call.call_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [choice],
+            }
+            yield f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+        self._open.clear()
 
 
 def _data(chunk: Any, call: CallContext, model: str) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 from typing import Any, TypedDict
 
+# The response header that carries the call's id (Lago's transaction_id), on errors too.
+REQUEST_ID_HEADER = "x-request-id"
+
 
 class ErrorCode(enum.Enum):
     """Each code carries its HTTP status and OpenAI's error ``type``."""

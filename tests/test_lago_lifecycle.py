@@ -196,3 +196,23 @@ def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_serve
     chat(lifecycle_server, user, ask("hi"))
     body = httpx.get(usage_server.url + "/", headers=user.headers, timeout=30).json()
     jsonschema.Draft202012Validator(schema).validate(body)
+
+
+# --- the request surface in the budget's worst case (issue 12) ----------------------------------
+
+
+def test_a_5000_token_tool_schema_is_reserved(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    chat(lifecycle_server, user, ask())
+    fake_lago.add_usage(user.uid, 90)  # 10 cents left; 5,000 prompt tokens of gpt-4 are 15 cents
+    description = " ".join(f"w{i}" for i in range(2500))
+    tool = {"type": "function", "function": {"name": "lookup", "description": description, "parameters": {}}}
+    assert chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1)).status_code == 200
+    refused = chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1, tools=[tool]))
+    assert refused.status_code == 402, refused.text
+
+
+def test_n_multiplies_the_reserved_completion(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    chat(lifecycle_server, user, ask())
+    fake_lago.add_usage(user.uid, 90)  # 10 cents left: one choice of 1,000 tokens (6 cents) fits, three do not
+    assert chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1000)).status_code == 200
+    assert chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1000, n=3)).status_code == 402

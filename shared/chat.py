@@ -24,11 +24,12 @@ from . import llm
 from .auth import Caller
 from .billing import Billing, RequestBilling
 from .billing_event import CallUsage, usage_from_response
-from .budget import BudgetGuard
+from .budget import NO_RESERVATION, BudgetGuard, Reservation
 from .chat_request import ChatRequest, worst_case_tokens
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .llm import CallContext
+from .rate_limits import Permit, RateLimits, set_answer_headers
 from .shutdown import SHUTDOWN
 
 # The error event that ends a stream the instance's shutdown cut short (its sent part is billed).
@@ -47,11 +48,13 @@ class ChatService:
         accounts: LagoAccounts | None = None,
         budget: BudgetGuard | None = None,
         budget_cap: Callable[[Caller], int | None] | None = None,
+        limits: RateLimits | None = None,
         unavailable_models: frozenset[str] = frozenset(),
     ) -> None:
         self.billing = billing
         self.accounts = accounts  # when Lago is configured
-        self.budget = budget  # when CHAT_BUDGET_CENTS or CHAT_NEW_ACCOUNT_BUDGET_CENTS is set, with Lago
+        self.budget = budget  # CHAT_BUDGET_CENTS / CHAT_NEW_ACCOUNT_BUDGET_CENTS (with Lago), CHAT_PROJECT_BUDGET_CENTS
+        self.limits = limits  # any of CHAT_RATE_LIMIT_RPM / _TPM, CHAT_MAX_CONCURRENT
         self.unavailable_models = unavailable_models  # configured, but their provider keys are missing
         self._budget_cap = budget_cap  # a caller's lower limit (the sign-in policy's new accounts)
         self._require_billing = require_billing
@@ -84,13 +87,33 @@ class ChatService:
             message = f"The model '{request.model}' is not available: its provider credentials are missing."
             raise ApiError(ErrorCode.UNAVAILABLE, message)
         billing = self.billing.for_request(caller)
-        if self.accounts is not None:
-            self.accounts.provision(billing.payer, caller)
-        if self.budget is not None:
-            cap = self._cap(billing.payer, caller)
-            prompt_tokens, completion_tokens = worst_case_tokens(request)
-            billing.hold(self.budget.reserve(billing.payer, request.model, prompt_tokens, completion_tokens, cap))
+        if self.limits is None and self.budget is None:
+            if self.accounts is not None:
+                self.accounts.provision(billing.payer, caller)
+            return billing
+        prompt_tokens, completion_tokens = worst_case_tokens(request)
+        permit = self._admit(billing.payer, caller.uid, prompt_tokens + completion_tokens)
+        try:
+            if self.accounts is not None:
+                self.accounts.provision(billing.payer, caller)
+            reservation = NO_RESERVATION
+            if self.budget is not None:
+                cap = self._cap(billing.payer, caller)
+                reservation = self.budget.reserve(billing.payer, request.model, prompt_tokens, completion_tokens, cap)
+        except BaseException:
+            permit.release()
+            raise
+        billing.hold(Reservation(lambda _: permit.release()).then(reservation))
         return billing
+
+    def _admit(self, payer: str, uid: str, tokens: int) -> Permit:
+        """Count the request against the payer's rate limits (and the member's, in team mode)."""
+        if self.limits is None:
+            return Permit({})
+        keys = [f"payer:{payer}"] + ([f"uid:{uid}"] if uid != payer else [])
+        permit = self.limits.admit(keys, tokens)
+        set_answer_headers(permit.headers)
+        return permit
 
     def _cap(self, payer: str, caller: Caller) -> int | None:
         # A member's account age says nothing about a team's shared budget: users' own budgets only.

@@ -19,6 +19,7 @@ from .chat_request import parse_chat_request
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
 from .logs import bind_request, log, unbind_request
+from .rate_limits import take_answer_headers
 from .shutdown import SHUTDOWN
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
@@ -62,6 +63,7 @@ def serve(
         response = error_response(internal_error())
     finally:
         unbind_request(token)
+    response.headers.update(take_answer_headers())  # the rate limits' x-ratelimit-*, once admitted
     _apply_cors(request, response, instance.cors_origins)
     if REQUEST_ID_HEADER not in response.headers:  # no call was made: an id for this response alone
         response.headers[REQUEST_ID_HEADER] = f"req_{uuid.uuid4().hex}"

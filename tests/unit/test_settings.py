@@ -76,3 +76,13 @@ def test_lago_is_enabled_with_its_three_values_and_the_key_stays_out_of_the_repr
     )
     assert settings.lago.enabled and settings.lago.api_base == "https://lago.example"
     assert "secret-key" not in repr(settings)
+
+
+def test_limits_are_off_unless_set_and_refuse_zero_by_name() -> None:
+    settings = Settings.from_env({})
+    assert (settings.rate_limit_rpm, settings.rate_limit_tpm, settings.max_concurrent) == (None, None, None)
+    assert settings.project_budget_cents is None and settings.lago.read_timeout_s == 1.5
+    with pytest.raises(SettingsError, match="CHAT_RATE_LIMIT_RPM must be at least 1"):
+        Settings.from_env({"CHAT_RATE_LIMIT_RPM": "0"})
+    limited = Settings.from_env({"CHAT_RATE_LIMIT_TPM": "9000", "CHAT_PROJECT_BUDGET_CENTS": "5000"})
+    assert (limited.rate_limit_tpm, limited.project_budget_cents) == (9000, 5000)

@@ -182,8 +182,9 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
                     bill.final = usage_from_response(chunk, request.model)
                     if not request.include_usage:
                         continue
-                else:
-                    bill.sent.append(chunk)
+                    yield _data(chunk, call, request.model, cost=bill.final.response_cost)
+                    continue
+                bill.sent.append(chunk)
                 yield _data(chunk, call, request.model)
                 if SHUTDOWN.stream_must_end():  # the instance is going away: bill what was sent, then end
                     last = f"data: {json.dumps(SHUTTING_DOWN.to_dict())}\n\n"
@@ -198,9 +199,11 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
         _close(stream)
 
 
-def _data(chunk: Any, call: CallContext, model: str) -> str:
+def _data(chunk: Any, call: CallContext, model: str, cost: float | None = None) -> str:
     body = chunk.model_dump(exclude_none=True)
     body.update(id=call.call_id, model=model)
+    if cost is not None:  # the usage chunk says what the answer cost (USD), as it is billed
+        body["usage"]["cost"] = cost
     return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
 
 

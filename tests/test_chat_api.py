@@ -11,6 +11,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.conftest import DEFAULT_MODEL, OPENAI_KEY, User
+from tests.standins.lago import FakeLago
 from tests.support.api import CHAT, messages
 from tests.support.processes import FunctionServer
 
@@ -49,7 +50,7 @@ def test_model_defaults_to_first_allowed_model(chat_server: FunctionServer, user
     assert fake_llm.requests[-1]["model"] == "gpt-4o-mini"
 
 
-def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, user: User) -> None:
+def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, user: User, fake_lago: FakeLago) -> None:
     body = {"messages": messages("stream me"), "stream": True, "stream_options": {"include_usage": True}}
     with (
         httpx.Client(timeout=30) as client,
@@ -64,6 +65,9 @@ def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, use
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text == "word0 word1 word2 word3 word4"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 5
+    # The usage chunk also says what the answer cost, as it was billed (the page shows it).
+    [event] = fake_lago.events(user.uid)
+    assert chunks[-1]["usage"]["cost"] == event["properties"]["response_cost"] > 0
 
 
 def test_streaming_without_include_usage_sends_no_usage_chunk(chat_server: FunctionServer, user: User) -> None:

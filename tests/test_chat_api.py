@@ -70,6 +70,20 @@ def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, use
     assert chunks[-1]["usage"]["cost"] == event["properties"]["response_cost"] > 0
 
 
+def test_streamed_tool_call_reaches_the_client_as_delta_tool_calls(chat_server: FunctionServer, user: User) -> None:
+    body = {"messages": ask("weather? #toolcall"), "stream": True, "stream_options": {"include_usage": True}}
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
+    ):
+        chunks = [json.loads(event.data) for event in source.iter_sse() if event.data != "[DONE]"]
+    pieces = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls") or []]
+    assert pieces[0]["function"]["name"] == "get_weather"
+    arguments = "".join(p["function"].get("arguments") or "" for p in pieces)
+    assert json.loads(arguments) == {"city": "Paris", "unit": "celsius"}
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "tool_calls"
+
+
 def test_streaming_without_include_usage_sends_no_usage_chunk(chat_server: FunctionServer, user: User) -> None:
     body = {"messages": messages("stream me"), "stream": True}
     with (

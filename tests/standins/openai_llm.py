@@ -3,7 +3,8 @@
 Behaviour is chosen by directives in the last user message, so concurrent tests don't share
 state: ``#status:503`` answers that error, ``#sleep:2`` waits before answering, ``#words:40``
 sets the answer's length, ``#gap:50`` waits 50 ms between streamed chunks, ``#cut:3`` drops
-the connection after 3 streamed chunks, ``#hold`` streams one chunk then waits until released.
+the connection after 3 streamed chunks, ``#hold`` streams one chunk then waits until released,
+``#toolcall`` answers (streamed) with a call of the tool ``get_weather`` instead of text.
 Usage counts are deterministic: one prompt token per word of all messages plus 3 per message.
 """
 
@@ -18,7 +19,8 @@ from typing import Any
 
 from .http_server import Request, StandIn, StandInServer
 
-_DIRECTIVE = re.compile(r"#(status|sleep|words|gap|cut|hold)(?::([\d.]+))?")
+_DIRECTIVE = re.compile(r"#(status|sleep|words|gap|cut|hold|toolcall)(?::([\d.]+))?")
+TOOL_CALL = {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}
 _ERRORS = {
     400: ("invalid_request_error", "bad request"),
     401: ("invalid_request_error", "Incorrect API key provided"),
@@ -122,19 +124,45 @@ class FakeOpenAI(StandIn):
             }
             return f"data: {json.dumps(payload)}\n\n".encode()
 
+        if "toolcall" in directives:
+            self._stream_tool_call(request, chunk)
+        elif not self._stream_words(request, chunk, words, directives):
+            return  # the connection was dropped
+        if (body.get("stream_options") or {}).get("include_usage"):
+            request.write(
+                f"data: {json.dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': model, 'choices': [], 'usage': usage})}\n\n".encode()
+            )
+        request.write(b"data: [DONE]\n\n")
+
+    @staticmethod
+    def _stream_tool_call(request: Request, chunk: Any) -> None:
+        """One tool call as OpenAI streams it: id and name first, then the arguments in pieces."""
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        first = {
+            "index": 0,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": TOOL_CALL["name"], "arguments": ""},
+        }
+        request.write(chunk({"role": "assistant", "content": None, "tool_calls": [first]}))
+        arguments = TOOL_CALL["arguments"]
+        for start in range(0, len(arguments), 8):
+            request.write(
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[start : start + 8]}}]})
+            )
+        request.write(chunk({}, "tool_calls"))
+
+    def _stream_words(self, request: Request, chunk: Any, words: list[str], directives: dict[str, float]) -> bool:
+        """The answer's words, one chunk each; False when ``#cut`` dropped the connection."""
         request.write(chunk({"role": "assistant", "content": ""}))
         for index, word in enumerate(words):
             if "cut" in directives and index >= directives["cut"]:
                 request.drop()
-                return
+                return False
             if "hold" in directives and index == 1:
                 self.release.wait(30)
             if directives.get("gap"):
                 time.sleep(directives["gap"] / 1000)
             request.write(chunk({"content": word + (" " if index < len(words) - 1 else "")}))
         request.write(chunk({}, "stop"))
-        if (body.get("stream_options") or {}).get("include_usage"):
-            request.write(
-                f"data: {json.dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': model, 'choices': [], 'usage': usage})}\n\n".encode()
-            )
-        request.write(b"data: [DONE]\n\n")
+        return True

@@ -120,7 +120,8 @@ def complete_json(request: ChatRequest, billing: RequestBilling, timeout_s: floa
     try:
         response = llm.complete(request, call, timeout_s)
         cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        billing.succeeded(call, usage_from_response(response, request.model, cost=cost))
+        usage = usage_from_response(response, request.model, cost=cost)
+        billing.succeeded(call, usage)
     except ApiError:
         billing.failed(call)
         raise
@@ -128,6 +129,8 @@ def complete_json(request: ChatRequest, billing: RequestBilling, timeout_s: floa
         billing.flush()
     body: dict[str, Any] = response.model_dump(exclude_none=True)
     body.update(id=call.call_id, object="chat.completion", model=request.model)
+    if usage.response_cost is not None and isinstance(body.get("usage"), dict):
+        body["usage"]["cost"] = usage.response_cost  # what the answer cost (USD), as billed
     return body
 
 
@@ -202,8 +205,8 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
 def _data(chunk: Any, call: CallContext, model: str, cost: float | None = None) -> str:
     body = chunk.model_dump(exclude_none=True)
     body.update(id=call.call_id, model=model)
-    if cost is not None:  # the usage chunk says what the answer cost (USD), as it is billed
-        body["usage"]["cost"] = cost
+    if cost is not None and isinstance(body.get("usage"), dict):
+        body["usage"]["cost"] = cost  # the usage chunk says what the answer cost (USD), as billed
     return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
 
 

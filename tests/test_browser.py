@@ -331,14 +331,14 @@ def test_answer_is_rendered_as_safe_markdown_with_copyable_code_and_its_cost(
     # A long answer re-rendered as it grows keeps the reader's place: followed while at the
     # bottom, left alone once the reader scrolls up.
     chat.ask("/echo " + "\n".join(f"- line {i}" for i in range(30)))
-    expect(answer.locator("li")).to_have_count(12, timeout=WAIT_MS)
-    at_bottom = "() => innerHeight + scrollY >= document.documentElement.scrollHeight - 60"
-    assert page.evaluate(at_bottom)
+    expect(answer.locator("li").nth(11)).to_be_attached(timeout=WAIT_MS)  # 12 lines so far
+    answer_end_in_view = "e => e.getBoundingClientRect().bottom <= innerHeight + 1"
+    assert page.evaluate("() => scrollY") > 0 and answer.evaluate(answer_end_in_view)
     page.evaluate("() => scrollTo(0, 0)")
-    expect(chat.answer.locator("li")).to_have_count(24, timeout=WAIT_MS)
+    expect(answer.locator("li").nth(23)).to_be_attached(timeout=WAIT_MS)
     assert page.evaluate("() => scrollY") == 0
     chat.wait_answered()
-    expect(chat.answer.locator("li")).to_have_count(30)
+    expect(answer.locator("li")).to_have_count(30)
 
 
 CODE_QUESTION = f"/echo To sort words by length:\n\n```python\n{CODE}\n```"
@@ -387,14 +387,14 @@ def test_conversations_are_kept_reopened_after_a_reload_renamed_and_deleted(
     page.get_by_label("New title").fill("Sorting in Python")
     page.get_by_label("New title").press("Enter")
     expect(titles).to_have_text(["Sorting in Python", "Another topic"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("() => scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / "conversation.png"))  # README's docs/screenshot.png
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete “Another topic”").click()
     expect(titles).to_have_text(["Sorting in Python"])
     expect(page.locator("#conversation-list li[data-pending]")).to_have_count(0, timeout=WAIT_MS)
     expect(page.locator(".message")).to_have_count(6)  # the open conversation was not the deleted one
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.evaluate("() => scrollTo(0, 0)")
-    page.screenshot(path=str(ARTIFACTS / "conversation.png"))  # README's docs/screenshot.png
 
     # What Firestore keeps, read as an admin: the renamed conversation and its six messages.
     uid = uid_of(fake_lago, chat.email)

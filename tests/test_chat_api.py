@@ -32,7 +32,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     return error
 
 
-def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, user: User) -> None:
+def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, user: User, fake_lago: FakeLago) -> None:
     response = post(chat_server, user, {"model": DEFAULT_MODEL, "messages": messages("one two three")})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -40,7 +40,10 @@ def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, us
     assert body["model"] == DEFAULT_MODEL
     assert body["id"].startswith("chatcmpl-")
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "word0 word1 word2 word3 word4"}
+    cost = body["usage"].pop("cost")  # what the answer cost, as billed
     assert body["usage"] == {"prompt_tokens": 6, "completion_tokens": 5, "total_tokens": 11}
+    [event] = fake_lago.events(user.uid)
+    assert cost == event["properties"]["response_cost"] > 0
 
 
 def test_model_defaults_to_first_allowed_model(chat_server: FunctionServer, user: User, fake_llm) -> None:
@@ -71,7 +74,7 @@ def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, use
 
 
 def test_streamed_tool_call_reaches_the_client_as_delta_tool_calls(chat_server: FunctionServer, user: User) -> None:
-    body = {"messages": ask("weather? #toolcall"), "stream": True, "stream_options": {"include_usage": True}}
+    body = {"messages": messages("weather? #toolcall"), "stream": True, "stream_options": {"include_usage": True}}
     with (
         httpx.Client(timeout=30) as client,
         connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,

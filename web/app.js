@@ -54,7 +54,7 @@ let db = null; // Firestore, where conversations are kept
 let conversations = null; // the signed-in user's (a Conversations)
 let stopWatching = null; // ends the side list's Firestore listener
 let listed = []; // the side list, newest first, as Firestore last said
-let current = null; // the open conversation: {id, created, title, messages}; null for a new chat
+let current = null; // the open conversation: {id, created, listed, title, messages}; null: a new chat
 let renaming = null; // {id, form} while a title is being edited
 let streaming = null; // the AbortController of the answer being streamed
 let usageRequest = 0; // only the latest usage refresh may paint
@@ -172,10 +172,10 @@ function addMessage(message) {
 }
 
 // Re-renders an answer (all of it: Markdown changes meaning as it grows). One synchronous
-// replacement per frame, so nothing flickers; the view follows the answer only if the reader
-// was already at the bottom.
+// replacement per frame, so nothing flickers; the view follows the answer only while its end
+// is in view (the reader has not scrolled up to read).
 function paintAnswer(item, message) {
-  const follow = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 48;
+  const follow = item.getBoundingClientRect().bottom <= window.innerHeight + 48;
   item.querySelector(".text").replaceChildren(renderMarkdown(message.content));
   item.querySelector(".tool-calls").replaceChildren(...(message.toolCalls || []).map(toolCallBlock));
   item.querySelector(".cost").textContent = costLine(message);
@@ -354,6 +354,7 @@ function openConversation(id) {
   current = {
     id,
     created: true,
+    listed: true,
     title: found.title,
     messages: (found.messages || []).map((m) =>
       m.toolCalls ? { ...m, toolCalls: safeParse(m.toolCalls) } : { ...m },
@@ -378,10 +379,14 @@ function safeParse(text) {
 
 function paintList(list) {
   listed = list;
-  if (current && !list.some((c) => c.id === current.id) && current.created && !streaming) {
-    // Deleted (here or in another tab): what is shown is no longer kept.
-    current = null;
-    ui.messages.replaceChildren();
+  if (current) {
+    const present = list.some((c) => c.id === current.id);
+    if (present) current.listed = true;
+    else if (current.listed && !streaming) {
+      // Deleted (here or in another tab): what is shown is no longer kept.
+      current = null;
+      ui.messages.replaceChildren();
+    }
   }
   const items = list.map((conversation) => {
     const item = document.createElement("li");

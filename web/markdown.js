@@ -63,7 +63,7 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
 
 /** The sanitized DOM of ``text`` (Markdown), ready to put in the page. */
 export function renderMarkdown(text) {
-  const html = marked.parse(text, { async: false });
+  const html = marked.parse(text, { async: false }).trim(); // no stray text node after the last block
   const fragment = DOMPurify.sanitize(html, { ...PURIFY, RETURN_DOM_FRAGMENT: true });
   for (const pre of fragment.querySelectorAll("pre")) addCopyButton(pre);
   return fragment;

@@ -322,7 +322,8 @@ async function saveConversation(conversation, model) {
       messages: conversation.messages.map(storedMessage),
     });
   } catch {
-    ui.chatError.textContent = "This conversation could not be saved (it may be too long). Start a new chat to keep going.";
+    // The rules bound a conversation's length; or saving is not available (offline, no rules).
+    ui.chatError.textContent = "This conversation could not be saved. If it is long, start a new chat.";
   }
 }
 
@@ -488,6 +489,7 @@ function money(cents, currency) {
 }
 
 function day(iso) {
+  if (!iso) return ""; // no period yet (a user Lago does not know yet): not the epoch
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleDateString(undefined, { dateStyle: "medium" });
 }
@@ -501,7 +503,8 @@ function cell(tag, text, attrs = {}) {
 
 function paintUsage(usage) {
   const parts = [];
-  const period = usage.period ? `${day(usage.period.from)} – ${day(usage.period.to)}` : "";
+  const [from, to] = [day(usage.period?.from), day(usage.period?.to)];
+  const period = from && to ? `${from} – ${to}` : "";
   parts.push(
     cell("p", `${money(usage.amount_cents, usage.currency)} used this period${period ? ` (${period})` : ""}.`, {
       id: "usage-amount",

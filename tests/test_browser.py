@@ -387,6 +387,8 @@ def test_conversations_are_kept_reopened_after_a_reload_renamed_and_deleted(
     page.get_by_label("New title").fill("Sorting in Python")
     page.get_by_label("New title").press("Enter")
     expect(titles).to_have_text(["Sorting in Python", "Another topic"])
+    expect(page.locator("#conversation-list li[data-pending]")).to_have_count(0, timeout=WAIT_MS)
+    expect(chat.usage_row().locator(".requests")).to_have_text("4", timeout=WAIT_MS)
     ARTIFACTS.mkdir(exist_ok=True)
     page.evaluate("() => scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / "conversation.png"))  # README's docs/screenshot.png

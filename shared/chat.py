@@ -73,7 +73,9 @@ class ChatService:
         if self.accounts is None:
             raise ApiError(ErrorCode.UNAVAILABLE, "Usage is not available: billing is not configured.")
         payer = self.billing.payer_for(caller)
-        account = self.accounts.account(payer)
+        # The usage view shows what was just billed: a fresh read (bounded by the read deadline),
+        # the cached figure only when Lago cannot answer in time.
+        account = self.accounts.account(payer, fresh=True)
         if account is None:
             raise ApiError(ErrorCode.UNAVAILABLE, "Usage is unavailable right now; try again shortly.")
         budget = self.budget.remaining(payer, self._cap(payer, caller)) if self.budget else None

@@ -217,7 +217,6 @@ def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_serve
 
 
 def test_a_5000_token_tool_schema_is_reserved(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user, ask())
     fake_lago.add_usage(user.uid, 90)  # 10 cents left; 5,000 prompt tokens of gpt-4 are 15 cents
     description = " ".join(f"w{i}" for i in range(2500))
     tool = {"type": "function", "function": {"name": "lookup", "description": description, "parameters": {}}}
@@ -227,7 +226,6 @@ def test_a_5000_token_tool_schema_is_reserved(lifecycle_server, fake_lago: FakeL
 
 
 def test_n_multiplies_the_reserved_completion(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user, ask())
     fake_lago.add_usage(user.uid, 90)  # 10 cents left: one choice of 1,000 tokens (6 cents) fits, three do not
     assert chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1000)).status_code == 200
     assert chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1000, n=3)).status_code == 402

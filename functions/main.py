@@ -18,24 +18,24 @@ import flask  # noqa: E402
 import functions_framework  # noqa: E402
 
 from shared import handlers, replay  # noqa: E402
-from shared.instance import start_instance  # noqa: E402
+from shared.instance import current_instance, start_instance  # noqa: E402
 
-instance = start_instance()
+start_instance()
 
 
 @functions_framework.http
 def chat(request: flask.Request) -> flask.Response:
     """OpenAI-compatible chat completions for signed-in Firebase users."""
-    return handlers.serve(request, instance, handlers.chat_route)
+    return handlers.serve(request, current_instance(), handlers.chat_route)
 
 
 @functions_framework.http
 def usage(request: flask.Request) -> flask.Response:
     """The signed-in user's usage in the current billing period, and their budget."""
-    return handlers.serve(request, instance, handlers.usage_route)
+    return handlers.serve(request, current_instance(), handlers.usage_route)
 
 
 @functions_framework.http
 def replay_billing(request: flask.Request) -> flask.Response:
     """Drains the billing outbox; private, invoked by Cloud Scheduler with OIDC."""
-    return handlers.serve(request, instance, replay.replay_route)
+    return handlers.serve(request, current_instance(), replay.replay_route)

@@ -67,7 +67,7 @@ def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
     chat_request = parse_chat_request(raw, settings)
     if settings.require_billing and not instance.billing.enabled:
-        raise ApiError(ErrorCode.UNAVAILABLE, "Chat is unavailable: billing is not working on this instance.")
+        raise instance.billing_unavailable()
     if chat_request.model in instance.unavailable_models:
         message = f"The model '{chat_request.model}' is not available: its provider credentials are missing."
         raise ApiError(ErrorCode.UNAVAILABLE, message)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from .auth import TokenVerifier
@@ -29,7 +29,8 @@ from .budget import BudgetGuard
 from .errors import ApiError, ErrorCode
 from .lago_accounts import LagoAccounts
 from .logs import configure, log
-from .secret_env import unavailable_models
+from .model_prices import register_prices, unpriced_models
+from .secret_env import SecretRetry, unavailable_models
 from .settings import Settings, SettingsError
 
 
@@ -42,6 +43,18 @@ class Instance:
     budget: BudgetGuard | None = None  # when CHAT_BUDGET_CENTS is set and Lago is configured
     # Configured models whose provider keys are missing: requests for them get a 503.
     unavailable_models: frozenset[str] = frozenset()
+    # Billing is required but Lago's secrets could not be read: requests retry them.
+    billing_retry: SecretRetry | None = None
+
+    def billing_unavailable(self) -> ApiError:
+        """The 503 chat answers while billing is required and off."""
+        if self.billing_retry is None:
+            return ApiError(ErrorCode.UNAVAILABLE, "Chat is unavailable: billing is not working on this instance.")
+        return ApiError(
+            ErrorCode.UNAVAILABLE,
+            "Chat is unavailable: billing's settings could not be read yet; retry shortly.",
+            headers={"Retry-After": str(self.billing_retry.retry_after_s())},
+        )
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ _lock = threading.Lock()
 _instance: Instance | BrokenInstance | None = None
 
 
-def start_instance(env: Mapping[str, str] | None = None) -> Instance | BrokenInstance:
+def start_instance(env: MutableMapping[str, str] | None = None) -> Instance | BrokenInstance:
     """Build the instance once per process (later calls return the same one)."""
     global _instance
     with _lock:
@@ -69,12 +82,30 @@ def start_instance(env: Mapping[str, str] | None = None) -> Instance | BrokenIns
         return _instance
 
 
-def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
+def current_instance() -> Instance | BrokenInstance:
+    """The instance for this request. While billing waits for Lago's secrets, a due retry runs
+    here (one request at a time reads; the others go on at once) and, once they are read,
+    billing starts as it would have at cold start."""
+    global _instance
+    instance = _instance or start_instance()
+    if not isinstance(instance, Instance) or instance.billing_retry is None or not instance.billing_retry.attempt():
+        return instance
+    with _lock:
+        if _instance is not instance:
+            return _instance  # rebuilt by another request meanwhile
+        rebuilt = _build(os.environ, verifier=instance.verifier)  # the verifier owns the firebase-admin app
+        _instance = rebuilt
+    log("INFO", "billing_recovered", billing=isinstance(rebuilt, Instance) and rebuilt.billing.enabled)
+    return rebuilt
+
+
+def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None) -> Instance | BrokenInstance:
     configure()
     try:
         settings = Settings.from_env(env)
     except SettingsError as error:
-        if "ALLOW_ANONYMOUS" in str(error):
+        if error.fatal:
+            log("CRITICAL", "settings_invalid", detail=str(error))
             raise  # a deployed instance must refuse to start open to anyone
         log("ERROR", "settings_invalid", detail=str(error))
         return BrokenInstance(str(error))
@@ -84,7 +115,22 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
     from .local_model import register_local_models
 
     register_local_models(settings.chat_models, settings.local_model_delay_ms / 1000)
-    verifier = TokenVerifier(
+    register_prices(settings.model_prices)
+    unpriced = unpriced_models(settings.chat_models) if settings.prices_required else ()
+    if unpriced:
+        detail = (
+            f"no price for {', '.join(unpriced)}: with CHAT_BUDGET_CENTS or LAGO_BILLS_COST every model in "
+            "CHAT_MODELS needs one (LiteLLM's cost map or CHAT_MODEL_PRICES), else its calls are free"
+        )
+        log("ERROR", "settings_invalid", detail=detail, models=list(unpriced))
+        return BrokenInstance(detail)
+    if settings.deployed and not settings.require_billing:
+        log(
+            "WARNING",
+            "billing_not_required",
+            reason="CHAT_REQUIRE_BILLING=false: chat is served unbilled if Lago is off",
+        )
+    verifier = verifier or TokenVerifier(
         settings.project_id,
         check_revoked=settings.check_revoked,
         allow_anonymous=settings.allow_anonymous,
@@ -105,6 +151,9 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
     elif settings.budget_cents is not None:
         log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS needs Lago (LAGO_API_*) to read usage")
     unavailable = unavailable_models(settings.chat_models, deployed=settings.deployed)
+    retry = None
+    if settings.require_billing and not billing.enabled:
+        retry = SecretRetry.for_missing(settings.lago.missing, env)
     log(
         "INFO",
         "instance_started",
@@ -112,4 +161,4 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
         billing=billing.enabled,
         budget=budget is not None,
     )
-    return Instance(settings, verifier, billing, accounts, budget, unavailable)
+    return Instance(settings, verifier, billing, accounts, budget, unavailable, retry)

@@ -5,18 +5,54 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from .model_prices import ModelPrice, parse_model_prices
 
 CHARGE_BY_CHOICES = ("user_id", "team_id", "end_user_id")
 DEFAULT_LOCAL_MODEL = "local/demo"
 
 
+# Standard claims a user can set on their own account (profile updates, sign-in providers) or
+# that name the user rather than a team: billing a team by one of them lets a member pick the payer.
+USER_CHANGEABLE_CLAIMS = ("name", "email", "picture", "phone_number", "sub", "user_id", "firebase", "uid")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def is_local_emulator(env: Mapping[str, str]) -> bool:
+    """Under the Firebase Functions emulator, which sets ``K_SERVICE`` like Cloud Run does.
+
+    ``FUNCTIONS_EMULATOR=true`` alone proves nothing (anyone can set a variable on a deployed
+    function). The emulator also points firebase-admin at the Auth emulator on this machine
+    (firebase-tools' ``getEmulatorEnvs``); a deployed instance with that setting would verify
+    tokens against a loopback address where nothing answers, so it fails closed.
+    """
+    if env.get("FUNCTIONS_EMULATOR", "").strip() != "true":
+        return False
+    auth_host = env.get("FIREBASE_AUTH_EMULATOR_HOST", "").strip()
+    return auth_host.rpartition(":")[0] in _LOOPBACK_HOSTS
+
+
 def is_deployed(env: Mapping[str, str]) -> bool:
-    """On Cloud Functions. K_SERVICE is set there, and by the Firebase emulator, which says so too."""
-    return bool(env.get("K_SERVICE", "").strip()) and env.get("FUNCTIONS_EMULATOR", "") != "true"
+    """On Cloud Functions (``K_SERVICE`` is set there), and not under the local emulator."""
+    return bool(env.get("K_SERVICE", "").strip()) and not is_local_emulator(env)
+
+
+def emulator_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The ``*_EMULATOR_HOST`` variables that are set: with one, a client skips real checks."""
+    return tuple(sorted(key for key, value in env.items() if key.endswith("_EMULATOR_HOST") and value.strip()))
 
 
 class SettingsError(ValueError):
-    """The environment holds a setting that cannot be used; every bad key is named."""
+    """The environment holds a setting that cannot be used; every bad key is named.
+
+    ``fatal``: the instance must not start at all (it would serve open to anyone), rather than
+    start and answer 503.
+    """
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +66,9 @@ class LagoSettings:
     team_claim: str = "team_id"
     flush_timeout_s: float = 3.0
     plan_code: str = ""
+    bills_cost: bool = False
+    """``LAGO_BILLS_COST``: the Lago metric sums ``response_cost`` (billing at cost), so every
+    allowlisted model must have a price, or its calls would be billed 0."""
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -62,14 +101,24 @@ class Settings:
     lago: LagoSettings
     outbox_enabled: bool
     require_billing: bool
+    """``CHAT_REQUIRE_BILLING``: answer chat with 503 rather than serve it unbilled. True by
+    default on a deployed instance; an explicit false is logged at WARNING on every cold start."""
     replay_batch_size: int
     budget_cents: int | None
     usage_cache_s: float
     local_model_delay_ms: int
+    model_prices: Mapping[str, ModelPrice] = field(default_factory=lambda: MappingProxyType({}))
+    """``CHAT_MODEL_PRICES``: operator prices per model (JSON, US dollars per token; see
+    ``shared/model_prices.py``), registered with LiteLLM at cold start."""
 
     @property
     def default_model(self) -> str:
         return self.chat_models[0]
+
+    @property
+    def prices_required(self) -> bool:
+        """Money depends on LiteLLM's cost: a model without a price would be free."""
+        return self.budget_cents is not None or self.lago.bills_cost
 
     @property
     def uses_local_model(self) -> bool:
@@ -82,19 +131,31 @@ class Settings:
         deployed = is_deployed(reader.env)
         allow_anonymous = reader.flag("ALLOW_ANONYMOUS", False)
         if allow_anonymous and deployed:
-            reader.errors.append("ALLOW_ANONYMOUS=true is refused on a deployed instance (K_SERVICE is set)")
+            reader.fatal("ALLOW_ANONYMOUS=true is refused on a deployed instance (K_SERVICE is set)")
+        if deployed and emulator_hosts(reader.env):
+            # With one, firebase-admin accepts unsigned tokens and clients talk to no real service.
+            names = ", ".join(emulator_hosts(reader.env))
+            reader.fatal(f"{names} must not be set on a deployed instance (K_SERVICE is set)")
         models = reader.csv("CHAT_MODELS") or (DEFAULT_LOCAL_MODEL,)
         charge_by = reader.text("LAGO_API_CHARGE_BY") or "user_id"
         if charge_by not in CHARGE_BY_CHOICES:
             reader.errors.append(f"LAGO_API_CHARGE_BY must be one of {', '.join(CHARGE_BY_CHOICES)}")
+        team_claim = reader.text("LAGO_TEAM_CLAIM") or "team_id"
+        if team_claim in USER_CHANGEABLE_CLAIMS:
+            reader.errors.append(
+                f"LAGO_TEAM_CLAIM must not be {team_claim!r}: a user can change it or it names the user"
+            )
+        prices, price_errors = parse_model_prices(reader.text("CHAT_MODEL_PRICES"))
+        reader.errors.extend(price_errors)
         lago = LagoSettings(
             api_base=reader.text("LAGO_API_BASE").rstrip("/"),
             api_key=reader.text("LAGO_API_KEY"),
             event_code=reader.text("LAGO_API_EVENT_CODE"),
             charge_by=charge_by,
-            team_claim=reader.text("LAGO_TEAM_CLAIM") or "team_id",
+            team_claim=team_claim,
             flush_timeout_s=reader.number("LAGO_FLUSH_TIMEOUT_S", 3.0, low=0.1, high=60),
             plan_code=reader.text("LAGO_PLAN_CODE"),
+            bills_cost=reader.flag("LAGO_BILLS_COST", False),
         )
         project = reader.text("GOOGLE_CLOUD_PROJECT") or reader.text("GCLOUD_PROJECT")
         settings = cls(
@@ -110,14 +171,15 @@ class Settings:
             llm_timeout_s=reader.number("CHAT_LLM_TIMEOUT_S", 60.0, low=0.1, high=3600),
             lago=lago,
             outbox_enabled=reader.flag("BILLING_OUTBOX", True),
-            require_billing=reader.flag("CHAT_REQUIRE_BILLING", False),
+            require_billing=reader.flag("CHAT_REQUIRE_BILLING", deployed),
             replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 200, low=1),
             budget_cents=reader.optional_integer("CHAT_BUDGET_CENTS"),
             usage_cache_s=reader.number("CHAT_USAGE_CACHE_S", 10.0, low=0, high=3600),
             local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),
+            model_prices=prices,
         )
         if reader.errors:
-            raise SettingsError("; ".join(reader.errors))
+            raise SettingsError("; ".join(reader.errors), fatal=reader.fatal_errors)
         return settings
 
 
@@ -127,6 +189,12 @@ class _EnvReader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.errors: list[str] = []
+        self.fatal_errors = False
+
+    def fatal(self, problem: str) -> None:
+        """A problem that must stop the instance from starting at all."""
+        self.errors.append(problem)
+        self.fatal_errors = True
 
     def text(self, key: str) -> str:
         return self.env.get(key, "").strip()

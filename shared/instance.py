@@ -145,7 +145,13 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
     accounts = budget = None
     if billing.enabled:
         lago = settings.lago
-        accounts = LagoAccounts(lago.api_base, lago.api_key, plan_code=lago.plan_code, cache_s=settings.usage_cache_s)
+        accounts = LagoAccounts(
+            lago.api_base,
+            lago.api_key,
+            plan_code=lago.plan_code,
+            cache_s=settings.usage_cache_s,
+            team_payers=lago.charge_by == "team_id",
+        )
         if settings.budget_cents is not None:
             budget = BudgetGuard(accounts, settings.budget_cents)
     elif settings.budget_cents is not None:

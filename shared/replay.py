@@ -7,6 +7,7 @@ import flask
 from .errors import ApiError, ErrorCode
 from .handlers import json_response
 from .instance import Instance
+from .invoker import verify_invoker
 from .logs import log
 
 _PER_EVENT_TIMEOUT_S = 5.0
@@ -14,9 +15,11 @@ _RUN_BUDGET_S = 50.0  # well inside Cloud Scheduler's default 3-minute attempt d
 
 
 def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
-    """Send due outbox events; answers with the counts. Access is IAM's job (the function is private)."""
+    """Send due outbox events; answers with the counts. IAM keeps the function private; the
+    caller's OIDC token is checked here too."""
     if request.method != "POST":
         raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use POST.", headers={"Allow": "POST"})
+    verify_invoker(request.headers.get("Authorization"), instance.settings)
     billing = instance.billing
     if not billing.enabled or billing.client is None:
         raise ApiError(ErrorCode.UNAVAILABLE, "Billing is not configured on this instance.")

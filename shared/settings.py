@@ -107,6 +107,12 @@ class Settings:
     budget_cents: int | None
     usage_cache_s: float
     local_model_delay_ms: int
+    replay_audience: str = ""
+    """``REPLAY_AUDIENCE``: the replay function's URL, the audience of the OIDC token its caller
+    must present (set by ``deploy.sh``)."""
+    replay_invoker_email: str = ""
+    """``REPLAY_INVOKER_EMAIL``: the one service account allowed to run the replay (the replay's
+    own runtime account, whose OIDC token Cloud Scheduler sends). Required when deployed."""
     model_prices: Mapping[str, ModelPrice] = field(default_factory=lambda: MappingProxyType({}))
     """``CHAT_MODEL_PRICES``: operator prices per model (JSON, US dollars per token; see
     ``shared/model_prices.py``), registered with LiteLLM at cold start."""
@@ -177,6 +183,8 @@ class Settings:
             usage_cache_s=reader.number("CHAT_USAGE_CACHE_S", 10.0, low=0, high=3600),
             local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),
             model_prices=prices,
+            replay_audience=reader.text("REPLAY_AUDIENCE"),
+            replay_invoker_email=reader.text("REPLAY_INVOKER_EMAIL"),
         )
         if reader.errors:
             raise SettingsError("; ".join(reader.errors), fatal=reader.fatal_errors)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import uuid
 from typing import Any
 
 import httpx
@@ -53,6 +55,50 @@ def test_first_call_creates_customer_and_subscription(lifecycle_server, fake_lag
     subscription = fake_lago.subscriptions[user.uid]
     assert (subscription["external_customer_id"], subscription["plan_code"]) == (user.uid, PLAN)
     assert [e["external_subscription_id"] for e in fake_lago.events(user.uid)] == [user.uid]
+
+
+def test_existing_customer_is_never_overwritten(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    fake_lago.add_customer(user.uid, name="ACME Corp", email="billing@acme.example")
+    assert chat(lifecycle_server, user).status_code == 200
+    customer = fake_lago.customers[user.uid]
+    assert (customer["name"], customer["email"]) == ("ACME Corp", "billing@acme.example")
+    asked = [r for r in fake_lago.account_requests if user.uid in r or r == "POST /api/v1/customers"]
+    assert f"GET /api/v1/customers/{user.uid}" in asked and "POST /api/v1/customers" not in asked
+    assert fake_lago.subscriptions[user.uid]["plan_code"] == PLAN
+
+
+@pytest.fixture(scope="module")
+def team_server(function_server) -> FunctionServer:
+    return function_server(**LIFECYCLE_ENV, LAGO_API_CHARGE_BY="team_id")
+
+
+def team_member(auth_emulator, new_user, team: str) -> User:
+    member = new_user()
+    claims = json.dumps({"team_id": team})
+    auth_emulator.admin("POST", "accounts:update", {"localId": member.uid, "customAttributes": claims})
+    member.token = auth_emulator.sign_in(member.email)
+    return member
+
+
+def test_team_member_never_renames_the_team_customer(team_server, fake_lago: FakeLago, auth_emulator, new_user) -> None:
+    team = f"team-{uuid.uuid4().hex[:8]}"
+    fake_lago.add_customer(team, name="ACME Corp", email="billing@acme.example")
+    member = team_member(auth_emulator, new_user, team)
+    assert chat(team_server, member).status_code == 200
+    customer = fake_lago.customers[team]
+    assert (customer["name"], customer["email"]) == ("ACME Corp", "billing@acme.example"), "was: Free Pizza LLC"
+    assert fake_lago.subscriptions[team]["external_customer_id"] == team
+
+
+def test_new_team_customer_takes_no_member_email_or_name(
+    team_server, fake_lago: FakeLago, auth_emulator, new_user
+) -> None:
+    team = f"team-{uuid.uuid4().hex[:8]}"
+    member = team_member(auth_emulator, new_user, team)
+    assert chat(team_server, member).status_code == 200
+    customer = fake_lago.customers[team]
+    assert (customer["name"], customer["email"]) == (None, None)
+    assert member.email not in json.dumps(customer)
 
 
 def test_provisioning_is_cached_per_instance(lifecycle_server, fake_lago: FakeLago, user: User) -> None:

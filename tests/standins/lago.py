@@ -9,6 +9,8 @@
   the event (the client has long given up); ``plan("reset")`` drops the connection;
   ``plan("slow:0.5")`` waits then answers normally; ``delay_for(subscription, seconds)`` slows
   every event of one subscription; ``hold(subscription)`` keeps them until released. ``stop()`` / ``start()`` make the port refuse connections.
+- ``GET /api/v1/customers/{external_id}``: 200 ``{"customer": ...}`` or 404 ``customer_not_found``;
+  ``POST /api/v1/customers`` creates or updates (Lago's create is an upsert).
 - Every accepted event is recorded with its arrival time (``time.monotonic()`` of this process);
   ``submitted`` keeps every well-formed event posted, refused resends included.
 """
@@ -107,6 +109,12 @@ class FakeLago(StandIn):
         """Faults for the customers, subscriptions and usage routes (same steps as ``plan``)."""
         with self._lock:
             self._account_plan.extend(str(step) for step in steps)
+
+    def add_customer(self, customer_id: str, **fields: Any) -> dict[str, Any]:
+        """A customer that already exists in Lago (made by an operator, or by another system)."""
+        with self._lock:
+            customer = self.customers[customer_id] = _customer({"external_id": customer_id, **fields})
+            return customer
 
     def set_budget(self, customer_id: str, cents: int) -> None:
         """Put a per-customer budget in the customer's metadata, as an operator would in Lago."""

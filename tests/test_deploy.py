@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import shlex
 import shutil
@@ -392,3 +393,22 @@ def test_deploy_script_is_executable_and_passes_shellcheck() -> None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     result = subprocess.run([shellcheck, str(DEPLOY)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
+
+
+# ---- functions.yaml, as firebase-tools reads it ------------------------------------------------------
+
+DISCOVERY = """
+const fs = require("fs");
+const yaml = require("yaml");
+const discovery = require("firebase-tools/lib/deploy/functions/runtimes/discovery/v1alpha1");
+const spec = yaml.parse(fs.readFileSync("functions/functions.yaml", "utf8"));
+const build = discovery.buildFromV1Alpha1(spec, "demo-project", "us-central1", "python311");
+const triggers = Object.entries(build.endpoints).map(([name, endpoint]) => [name, endpoint.httpsTrigger]);
+console.log(JSON.stringify(Object.fromEntries(triggers)));
+"""
+
+
+def test_firebase_deploy_keeps_replay_billing_private() -> None:
+    # firebase-tools makes an HTTPS function with no invoker public; "private" grants no one.
+    result = subprocess.run(["node", "-e", DISCOVERY], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(result.stdout) == {"chat": {}, "usage": {}, "replay_billing": {"invoker": ["private"]}}

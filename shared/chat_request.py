@@ -30,10 +30,7 @@ def _invalid(message: str, param: str | None = None) -> ApiError:
 
 def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
     """Parse the body or raise the documented 4xx ``ApiError``."""
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(ErrorCode.INVALID_JSON, "The request body is not valid JSON.") from None
+    body = _json_body(raw)
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object.")
     model = _model(body.get("model"), settings)
@@ -44,6 +41,25 @@ def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
     if not isinstance(include_usage, bool):
         raise _invalid("stream_options.include_usage must be a boolean.", "stream_options")
     return ChatRequest(model, messages, stream, include_usage, _params(body, settings))
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise ApiError(ErrorCode.INVALID_JSON, "The request body is not valid JSON.") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, and int()'s digit limit
+        digits = "digits" in str(error) and not isinstance(error, json.JSONDecodeError)
+        message = "A number in the request body is too long (the limit is 4300 digits)." if digits else ""
+        raise ApiError(ErrorCode.INVALID_JSON, message or "The request body is not valid JSON.") from None
+    try:
+        # JSON's \ud800 escapes decode to lone surrogates, which no provider can be sent.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            ErrorCode.INVALID_JSON, "The request body holds invalid Unicode (an unpaired surrogate)."
+        ) from None
+    return body
 
 
 def _model(value: Any, settings: Settings) -> str:
@@ -83,11 +99,28 @@ def _message(item: Any, index: int) -> dict[str, Any]:
     for key in ("name", "tool_call_id"):
         if key in item and not isinstance(item[key], str):
             raise _invalid(f"{where}.{key} must be a string.", f"{where}.{key}")
-    if "tool_calls" in item and not isinstance(item["tool_calls"], list):
-        raise _invalid(f"{where}.tool_calls must be an array.", f"{where}.tool_calls")
+    if "tool_calls" in item:
+        _check_tool_calls(item["tool_calls"], f"{where}.tool_calls")
     if role == "tool" and not isinstance(item.get("tool_call_id"), str):
         raise _invalid(f"{where}.tool_call_id is required for tool messages.", f"{where}.tool_call_id")
     return {key: item[key] for key in _MESSAGE_KEYS if key in item}
+
+
+def _check_tool_calls(value: Any, param: str) -> None:
+    if not isinstance(value, list):
+        raise _invalid(f"{param} must be an array.", param)
+    for call in value:
+        function = call.get("function") if isinstance(call, dict) else None
+        ok = (
+            isinstance(function, dict)
+            and isinstance(call.get("id"), str)
+            and call.get("type", "function") == "function"
+            and isinstance(function.get("name"), str)
+            and isinstance(function.get("arguments"), str)
+        )
+        if not ok:
+            shape = "{'id': string, 'type': 'function', 'function': {'name': string, 'arguments': string}}"
+            raise _invalid(f"{param} items must be {shape}.", param)
 
 
 def _check_parts(content: Any, where: str) -> None:

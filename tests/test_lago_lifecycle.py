@@ -248,3 +248,11 @@ def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_serve
     chat(lifecycle_server, user)
     body = httpx.get(usage_server.url + "/", headers=user.headers, timeout=30).json()
     jsonschema.Draft202012Validator(schema).validate(body)
+
+
+def test_malformed_tool_calls_with_a_budget_on_are_400(lifecycle_server, user: User) -> None:
+    # The budget counts the prompt's tokens before the call: that count used to fail with a 502.
+    messages = [{"role": "assistant", "tool_calls": [{"function": 5}]}, {"role": "user", "content": "hi"}]
+    response = httpx.post(lifecycle_server.url + CHAT, json={"messages": messages}, headers=user.headers, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "messages[0].tool_calls"

@@ -296,7 +296,7 @@ def latencies(
 
 def lago_round_trip(standins: StandIns, count: int = 300) -> Samples:
     """One event sent to the Lago stand-in by the function's own client, alone (part of 'billed')."""
-    from shared.lago_client import LagoEventsClient
+    from shared.lago_events import LagoEventsClient
 
     client = LagoEventsClient(standins.lago_url, standins.lago_key)
     samples = Samples()

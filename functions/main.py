@@ -26,16 +26,16 @@ start_instance()
 @functions_framework.http
 def chat(request: flask.Request) -> flask.Response:
     """OpenAI-compatible chat completions for signed-in Firebase users."""
-    return handlers.serve(request, current_instance(), handlers.chat_route)
+    return handlers.serve(request, current_instance(), handlers.CHAT_ROUTES)
 
 
 @functions_framework.http
 def usage(request: flask.Request) -> flask.Response:
     """The signed-in user's usage in the current billing period, and their budget."""
-    return handlers.serve(request, current_instance(), handlers.usage_route)
+    return handlers.serve(request, current_instance(), handlers.USAGE_ROUTES)
 
 
 @functions_framework.http
 def replay_billing(request: flask.Request) -> flask.Response:
     """Drains the billing outbox; private, invoked by Cloud Scheduler with OIDC."""
-    return handlers.serve(request, current_instance(), replay.replay_route)
+    return handlers.serve(request, current_instance(), replay.REPLAY_ROUTES, preflight=False)

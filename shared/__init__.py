@@ -3,8 +3,9 @@
 One module per concern: ``settings`` (configuration), ``secret_env`` (Secret Manager at cold
 start), ``logs`` (structured logging), ``errors`` (our error types and their HTTP shape),
 ``auth`` (Firebase ID tokens), ``chat_request`` (the request body), ``llm`` (LiteLLM calls),
-``local_model`` (the embedded offline model), ``chat`` (one request: call, bill, answer),
-``billing_event`` / ``lago_client`` / ``billing`` / ``outbox`` / ``replay`` (usage billing in
-Lago), ``lago_accounts`` / ``budget`` (customers, usage and spending limits), ``instance`` (the
-per-instance singletons) and ``handlers`` (HTTP in, HTTP out).
+``local_model`` (the embedded offline model), ``chat`` (``ChatService``: one request from its
+verified caller to its billed answer), ``billing_event`` / ``lago_events`` / ``billing`` /
+``outbox`` / ``replay`` (usage billing in Lago), ``lago_accounts`` / ``budget`` (customers,
+usage and per-payer spending limits), ``instance`` (the per-instance singletons) and
+``handlers`` (HTTP in, HTTP out, one routing table per function).
 """

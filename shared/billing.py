@@ -3,7 +3,7 @@
 Cloud Functions throttles an instance's CPU once the response is sent, so nothing may be left
 in flight. LiteLLM's Lago callback (subclassed here) only *collects* events: it runs on
 LiteLLM's logging threads at an unknown moment, or not at all under load. The request's
-``BillingLedger.flush`` takes each call's event from the callback if it arrived, else builds
+``RequestBilling.flush`` takes each call's event from the callback if it arrived, else builds
 the same event from the response it holds (same transaction id), sends it within the
 request's deadline, and writes what Lago did not take to the Firestore outbox.
 """
@@ -22,7 +22,7 @@ from .auth import Caller
 from .billing_event import CallUsage, LagoEvent, build_event, format_timestamp, usage_from_response
 from .budget import NO_RESERVATION, Reservation
 from .errors import ApiError, ErrorCode
-from .lago_client import LagoEventsClient, Outcome
+from .lago_events import LagoEventsClient, Outcome
 from .llm import CallContext
 from .logs import log
 from .outbox import Outbox
@@ -70,7 +70,7 @@ def event_for(call: CallContext, usage: CallUsage, event_code: str) -> LagoEvent
     return build_event(
         call_id=call.call_id,
         timestamp=call.timestamp,
-        subscription_id=call.subscription_id,
+        payer=call.payer,
         code=event_code,
         model=call.model,
         usage=usage,
@@ -133,7 +133,7 @@ def register_callback(pending: PendingEvents) -> ChatLagoCallback:
 class Billing:
     """Per instance: Lago settings, the events client, the collected events and the outbox.
 
-    ``enabled`` is False when Lago is not configured; ledgers then bill nothing.
+    ``enabled`` is False when Lago is not configured; requests then bill nothing.
     """
 
     def __init__(self, lago: LagoSettings, *, project_id: str, outbox_enabled: bool, deployed: bool) -> None:
@@ -153,7 +153,7 @@ class Billing:
         self.client = LagoEventsClient(lago.api_base, lago.api_key)
         self.enabled = True
 
-    def subscription_for(self, caller: Caller) -> str:
+    def payer_for(self, caller: Caller) -> str:
         """Whom to bill, from the verified token only (``LAGO_API_CHARGE_BY``)."""
         if self.settings.charge_by == "team_id":
             team = caller.claims.get(self.settings.team_claim)
@@ -162,17 +162,17 @@ class Billing:
             return team
         return caller.uid
 
-    def ledger(self, caller: Caller) -> BillingLedger:
-        return BillingLedger(self, caller)
+    def for_request(self, caller: Caller) -> RequestBilling:
+        return RequestBilling(self, caller)
 
 
-class BillingLedger:
+class RequestBilling:
     """One request's calls and their billing. ``flush`` before the response's last byte."""
 
     def __init__(self, billing: Billing, caller: Caller) -> None:
         self._billing = billing
         self._caller = caller
-        self._subscription = billing.subscription_for(caller) if billing.enabled else caller.uid
+        self._payer = billing.payer_for(caller) if billing.enabled else caller.uid
         self._calls: list[CallContext] = []
         self._usage: dict[str, CallUsage] = {}
         self._failed: set[str] = set()
@@ -181,7 +181,7 @@ class BillingLedger:
     @property
     def payer(self) -> str:
         """Whom this request's calls are billed to (the Lago ``external_subscription_id``)."""
-        return self._subscription
+        return self._payer
 
     def hold(self, reservation: Reservation) -> None:
         """Keep the budget reservation until the flush settles it with the calls' real cost."""
@@ -193,7 +193,7 @@ class BillingLedger:
             call_id=f"chatcmpl-{uuid.uuid4().hex}",
             timestamp=format_timestamp(time.time()),
             uid=self._caller.uid,
-            subscription_id=self._subscription,
+            payer=self._payer,
             model=model,
         )
         self._calls.append(call)

@@ -36,9 +36,7 @@ def format_timestamp(unix_seconds: float) -> str:
     return f"{unix_seconds:.3f}"
 
 
-def build_event(
-    *, call_id: str, timestamp: str, subscription_id: str, code: str, model: str, usage: CallUsage
-) -> LagoEvent:
+def build_event(*, call_id: str, timestamp: str, payer: str, code: str, model: str, usage: CallUsage) -> LagoEvent:
     """The event for one call. Lago property values must be strings or numbers (no bool, no null)."""
     properties: dict[str, str | int | float] = {
         "model": model,
@@ -56,7 +54,7 @@ def build_event(
         properties["partial"] = "true"
     return {
         "transaction_id": call_id,
-        "external_subscription_id": subscription_id,
+        "external_subscription_id": payer,  # Lago's name for the payer
         "code": code,
         "timestamp": timestamp,
         "properties": properties,

@@ -25,7 +25,9 @@ from .logs import log, uid_hash
 
 
 @dataclass
-class _Ledger:
+class _PayerSpend:
+    """One payer's calls in flight (reserved) and recently settled on this instance."""
+
     reserved: float = 0.0
     settled: list[tuple[float, float]] = field(default_factory=list)  # (when, cents)
 
@@ -53,7 +55,7 @@ class BudgetGuard:
         self._accounts = accounts
         self._default_limit = default_limit_cents
         self._lock = threading.Lock()
-        self._ledgers: dict[str, _Ledger] = {}
+        self._spend: dict[str, _PayerSpend] = {}
 
     def reserve(self, payer: str, model: str, prompt_tokens: int, max_tokens: int) -> Reservation:
         """Hold the call's worst case, or raise a 402 when the payer's limit is reached."""
@@ -61,11 +63,11 @@ class BudgetGuard:
         account = self._accounts.account(payer)
         limit = account.budget_cents if account and account.budget_cents is not None else self._default_limit
         with self._lock:
-            ledger = self._ledgers.setdefault(payer, _Ledger())
+            spend = self._spend.setdefault(payer, _PayerSpend())
             if account is not None:  # spending Lago has seen by now is in its usage already
-                ledger.settled = [(t, c) for t, c in ledger.settled if t >= account.fetched_at]
+                spend.settled = [(t, c) for t, c in spend.settled if t >= account.fetched_at]
             lago = account.amount_cents if account else 0
-            spent = lago + sum(c for _, c in ledger.settled) + ledger.reserved
+            spent = lago + sum(c for _, c in spend.settled) + spend.reserved
             if spent >= limit or spent + estimate > limit:
                 log(
                     "INFO",
@@ -78,15 +80,15 @@ class BudgetGuard:
                     ErrorCode.BUDGET_EXCEEDED,
                     "You have reached your usage limit for this billing period.",
                 )
-            ledger.reserved += estimate
+            spend.reserved += estimate
         return Reservation(self, payer, estimate)
 
     def _settle(self, payer: str, reserved: float, actual: float) -> None:
         with self._lock:
-            ledger = self._ledgers.setdefault(payer, _Ledger())
-            ledger.reserved = max(0.0, ledger.reserved - reserved)
+            spend = self._spend.setdefault(payer, _PayerSpend())
+            spend.reserved = max(0.0, spend.reserved - reserved)
             if actual > 0:
-                ledger.settled.append((time.monotonic(), actual))
+                spend.settled.append((time.monotonic(), actual))
 
     def remaining(self, payer: str) -> tuple[int, int] | None:
         """``(limit, remaining)`` in cents for the usage view; None without an account."""
@@ -95,6 +97,6 @@ class BudgetGuard:
             return None
         limit = account.budget_cents if account.budget_cents is not None else self._default_limit
         with self._lock:
-            ledger = self._ledgers.get(payer, _Ledger())
-            local = sum(c for t, c in ledger.settled if t >= account.fetched_at) + ledger.reserved
+            spend = self._spend.get(payer, _PayerSpend())
+            local = sum(c for t, c in spend.settled if t >= account.fetched_at) + spend.reserved
         return limit, max(0, math.floor(limit - account.amount_cents - local))

@@ -1,4 +1,8 @@
-"""One chat request, end to end: call the model, bill the call, shape the OpenAI response.
+"""One chat request, end to end: the checks before the call, the call, its billing, the answer.
+
+``ChatService`` (one per instance, ``instance.chat``) takes a parsed request and its verified
+caller. Before the model is called it refuses what cannot be served or billed, provisions the
+payer in Lago and reserves the call's worst-case cost against the payer's budget.
 
 Billing is flushed before the response's last byte: before the JSON body is returned, and
 before ``data: [DONE]`` (or the error event) of a stream. A stream that the client abandons
@@ -15,71 +19,169 @@ from typing import Any
 import litellm
 
 from . import llm
-from .billing import BillingLedger
+from .auth import Caller
+from .billing import Billing, RequestBilling
 from .billing_event import CallUsage, usage_from_response
+from .budget import BudgetGuard
 from .chat_request import ChatRequest
-from .errors import ApiError
+from .errors import ApiError, ErrorCode
+from .lago_accounts import Account, LagoAccounts
 from .llm import CallContext
+from .secret_env import SecretRetry
 
 
-def complete_json(request: ChatRequest, ledger: BillingLedger, timeout_s: float) -> dict[str, Any]:
+class ChatService:
+    """Per instance: answers chat requests and usage questions for verified callers."""
+
+    def __init__(
+        self,
+        billing: Billing,
+        *,
+        require_billing: bool,
+        llm_timeout_s: float,
+        accounts: LagoAccounts | None = None,
+        budget: BudgetGuard | None = None,
+        unavailable_models: frozenset[str] = frozenset(),
+        billing_retry: SecretRetry | None = None,
+    ) -> None:
+        self.billing = billing
+        self.accounts = accounts  # when Lago is configured
+        self.budget = budget  # when CHAT_BUDGET_CENTS is set and Lago is configured
+        self.unavailable_models = unavailable_models  # configured, but their provider keys are missing
+        self._require_billing = require_billing
+        self._billing_retry = billing_retry  # Lago's secrets, read again by requests until they are
+        self._timeout_s = llm_timeout_s
+
+    def complete(self, request: ChatRequest, caller: Caller) -> dict[str, Any]:
+        """A ``chat.completion`` body; the call is billed before this returns."""
+        return complete_json(request, self._prepare(request, caller), self._timeout_s)
+
+    def stream(self, request: ChatRequest, caller: Caller) -> Iterator[str]:
+        """The call's SSE lines; errors before the first byte raise ``ApiError``."""
+        return open_event_stream(request, self._prepare(request, caller), self._timeout_s)
+
+    def usage(self, caller: Caller) -> dict[str, Any]:
+        """The payer's usage in the current billing period, and its budget (the usage view's body)."""
+        if self.accounts is None:
+            raise ApiError(ErrorCode.UNAVAILABLE, "Usage is not available: billing is not configured.")
+        payer = self.billing.payer_for(caller)
+        account = self.accounts.account(payer)
+        if account is None:
+            raise ApiError(ErrorCode.UNAVAILABLE, "Usage is unavailable right now; try again shortly.")
+        return usage_body(account, self.budget.remaining(payer) if self.budget else None)
+
+    def _billing_unavailable(self) -> ApiError:
+        if self._billing_retry is None:
+            return ApiError(ErrorCode.UNAVAILABLE, "Chat is unavailable: billing is not working on this instance.")
+        return ApiError(
+            ErrorCode.UNAVAILABLE,
+            "Chat is unavailable: billing's settings could not be read yet; retry shortly.",
+            headers={"Retry-After": str(self._billing_retry.retry_after_s())},
+        )
+
+    def _prepare(self, request: ChatRequest, caller: Caller) -> RequestBilling:
+        """Refuse what cannot be served or billed, then provision the payer and hold its budget."""
+        if self._require_billing and not self.billing.enabled:
+            raise self._billing_unavailable()
+        if request.model in self.unavailable_models:
+            message = f"The model '{request.model}' is not available: its provider credentials are missing."
+            raise ApiError(ErrorCode.UNAVAILABLE, message)
+        billing = self.billing.for_request(caller)
+        if self.accounts is not None:
+            self.accounts.provision(billing.payer, caller)
+        if self.budget is not None:
+            prompt_tokens = litellm.token_counter(model=request.model, messages=request.messages)
+            billing.hold(self.budget.reserve(billing.payer, request.model, prompt_tokens, request.params["max_tokens"]))
+        return billing
+
+
+def usage_body(account: Account, budget: tuple[int, int] | None) -> dict[str, Any]:
+    return {
+        "object": "usage",
+        "period": {"from": account.from_datetime, "to": account.to_datetime},
+        "currency": account.currency,
+        "amount_cents": account.amount_cents,
+        "total_amount_cents": account.total_amount_cents,
+        "models": [
+            {"model": m.model, "tokens": m.tokens, "amount_cents": m.amount_cents, "requests": m.events}
+            for m in account.models
+        ],
+        "budget": {"limit_cents": budget[0], "remaining_cents": budget[1]} if budget else None,
+    }
+
+
+def complete_json(request: ChatRequest, billing: RequestBilling, timeout_s: float) -> dict[str, Any]:
     """A ``chat.completion`` body; the call is billed before this returns."""
-    call = ledger.start_call(request.model)
+    call = billing.start_call(request.model)
     try:
         response = llm.complete(request, call, timeout_s)
         cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        ledger.succeeded(call, usage_from_response(response, request.model, cost=cost))
+        billing.succeeded(call, usage_from_response(response, request.model, cost=cost))
     except ApiError:
-        ledger.failed(call)
+        billing.failed(call)
         raise
     finally:
-        ledger.flush()
+        billing.flush()
     body: dict[str, Any] = response.model_dump(exclude_none=True)
     body.update(id=call.call_id, object="chat.completion", model=request.model)
     return body
 
 
-def open_event_stream(request: ChatRequest, ledger: BillingLedger, timeout_s: float) -> Iterator[str]:
+def open_event_stream(request: ChatRequest, billing: RequestBilling, timeout_s: float) -> Iterator[str]:
     """Start the call (errors before the first byte raise ``ApiError``) and return its SSE lines."""
-    call = ledger.start_call(request.model)
+    call = billing.start_call(request.model)
     try:
         stream = llm.open_stream(request, call, timeout_s)
     except ApiError:
-        ledger.failed(call)
-        ledger.flush()  # nothing to bill; releases the budget reservation
+        billing.failed(call)
+        billing.flush()  # nothing to bill; releases the budget reservation
         raise
-    return _sse(stream, request, call, ledger)
+    return _sse(stream, request, call, billing)
 
 
-def _sse(stream: Any, request: ChatRequest, call: CallContext, ledger: BillingLedger) -> Iterator[str]:
-    sent: list[Any] = []
-    final_usage: CallUsage | None = None
-    done = False
+class _StreamBill:
+    """What a stream generated so far, and its one settle: record the call, then flush."""
+
+    def __init__(self, billing: RequestBilling, call: CallContext, request: ChatRequest) -> None:
+        self._billing, self._call, self._request = billing, call, request
+        self.sent: list[Any] = []
+        self.final: CallUsage | None = None
+        self._settled = False
+
+    def settle(self) -> None:
+        """Bill what was generated; idempotent, so the stream's ``finally`` can call it again."""
+        if self._settled:
+            return
+        self._settled = True
+        if self.final is not None:
+            self._billing.succeeded(self._call, self.final)
+        elif not self.sent:
+            self._billing.failed(self._call)  # nothing generated, nothing billed
+        else:
+            rebuilt = litellm.stream_chunk_builder(self.sent, messages=self._request.messages)
+            self._billing.succeeded(self._call, usage_from_response(rebuilt, self._request.model, partial=True))
+        self._billing.flush()
+
+
+def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestBilling) -> Iterator[str]:
+    bill = _StreamBill(billing, call, request)
     try:
+        last = "data: [DONE]\n\n"
         try:
             for chunk in stream:
                 if getattr(chunk, "usage", None) is not None and not chunk.choices:
-                    final_usage = usage_from_response(chunk, request.model)
+                    bill.final = usage_from_response(chunk, request.model)
                     if not request.include_usage:
                         continue
                 else:
-                    sent.append(chunk)
+                    bill.sent.append(chunk)
                 yield _data(chunk, call, request.model)
         except Exception as error:  # noqa: BLE001 - a provider failure mid-stream ends the stream
-            api_error = llm.provider_error(error, call)
-            _record(ledger, call, request, sent, final_usage)
-            ledger.flush()
-            done = True
-            yield f"data: {json.dumps(api_error.to_dict())}\n\n"
-            return
-        _record(ledger, call, request, sent, final_usage)
-        ledger.flush()
-        done = True
-        yield "data: [DONE]\n\n"
+            last = f"data: {json.dumps(llm.provider_error(error, call).to_dict())}\n\n"
+        bill.settle()  # billed before the last line reaches the client
+        yield last
     finally:
-        if not done:  # the client went away: bill what was generated, before the request ends
-            _record(ledger, call, request, sent, final_usage)
-            ledger.flush()
+        bill.settle()  # the client went away: bill what was generated, before the request ends
         _close(stream)
 
 
@@ -87,19 +189,6 @@ def _data(chunk: Any, call: CallContext, model: str) -> str:
     body = chunk.model_dump(exclude_none=True)
     body.update(id=call.call_id, model=model)
     return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
-
-
-def _record(
-    ledger: BillingLedger, call: CallContext, request: ChatRequest, sent: list[Any], final: CallUsage | None
-) -> None:
-    if final is not None:
-        ledger.succeeded(call, final)
-        return
-    if not sent:
-        ledger.failed(call)  # nothing generated, nothing billed
-        return
-    rebuilt = litellm.stream_chunk_builder(sent, messages=request.messages)
-    ledger.succeeded(call, usage_from_response(rebuilt, request.model, partial=True))
 
 
 def _close(stream: Any) -> None:

@@ -1,24 +1,29 @@
-"""HTTP in, HTTP out: routing, CORS, body limits, and the one place errors become responses."""
+"""HTTP in, HTTP out: routing, CORS, body limits, and the one place errors become responses.
+
+Each function has a routing table: path suffix -> method -> route. ``serve`` answers from it
+the 404 for an unknown path, the 405 (with ``Allow``) for a wrong method and the CORS preflight.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import flask
-import litellm
 
-from . import chat
 from .chat_request import parse_chat_request
 from .errors import ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
-from .lago_accounts import Account
 from .logs import bind_request, log, unbind_request
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
 MODELS_PATH_SUFFIX = "/v1/models"
 _CORS_HEADERS = "Authorization, Content-Type"
+
+Route = Callable[[flask.Request, Instance], flask.Response]
+# Path suffix ("" matches any path) -> HTTP method -> route.
+Routes = Mapping[str, Mapping[str, Route]]
 
 
 def error_response(error: ApiError) -> flask.Response:
@@ -28,17 +33,16 @@ def error_response(error: ApiError) -> flask.Response:
 
 
 def serve(
-    request: flask.Request,
-    instance: Instance | BrokenInstance,
-    route: Callable[[flask.Request, Instance], flask.Response],
+    request: flask.Request, instance: Instance | BrokenInstance, routes: Routes, *, preflight: bool = True
 ) -> flask.Response:
-    """Run one route with the request's log labels; any error becomes our JSON error shape."""
+    """Route one request with its log labels; any error becomes our JSON error shape.
+
+    ``preflight``: the routes are called from web pages, so ``OPTIONS`` answers CORS preflights.
+    """
     project = instance.settings.project_id if isinstance(instance, Instance) else ""
     token = bind_request(request.headers.get("X-Cloud-Trace-Context"), project)
     try:
-        if isinstance(instance, BrokenInstance):
-            raise instance.error()
-        response = route(request, instance)
+        response = _dispatch(request, instance, routes, preflight)
     except ApiError as error:
         response = error_response(error)
     except Exception as error:  # noqa: BLE001 - unknown errors become a generic, logged 500
@@ -46,60 +50,52 @@ def serve(
         response = error_response(internal_error())
     finally:
         unbind_request(token)
-    if isinstance(instance, Instance):
-        _apply_cors(request, response, instance.settings.cors_origins)
+    _apply_cors(request, response, instance.cors_origins)
     return response
 
 
-def chat_route(request: flask.Request, instance: Instance) -> flask.Response:
-    """``POST .../v1/chat/completions`` and ``GET .../v1/models`` under any prefix; ``OPTIONS`` for CORS."""
+def _dispatch(
+    request: flask.Request, instance: Instance | BrokenInstance, routes: Routes, preflight: bool
+) -> flask.Response:
+    if isinstance(instance, BrokenInstance) and not (preflight and request.method == "OPTIONS"):
+        raise instance.error()
     path = request.path.rstrip("/")
-    if path.endswith(MODELS_PATH_SUFFIX):
-        return models_route(request, instance)
-    if not path.endswith(CHAT_PATH_SUFFIX):
-        raise ApiError(ErrorCode.NOT_FOUND, f"Unknown path; POST to {CHAT_PATH_SUFFIX}.")
-    if request.method == "OPTIONS":
-        return _preflight(request, instance.settings.cors_origins, "POST, OPTIONS")
-    if request.method != "POST":
-        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use POST.", headers={"Allow": "POST, OPTIONS"})
+    suffix = next((suffix for suffix in routes if path.endswith(suffix)), None)
+    if suffix is None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"Unknown path; {_usage_hint(routes)}.")
+    methods = routes[suffix]
+    allow = ", ".join([*methods, "OPTIONS"] if preflight else methods)
+    if preflight and request.method == "OPTIONS":
+        return _preflight(request, instance.cors_origins, allow)
+    route = methods.get(request.method)
+    if route is None:
+        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, f"Use {' or '.join(methods)}.", headers={"Allow": allow})
+    assert isinstance(instance, Instance)  # a broken one answered above
+    return route(request, instance)
+
+
+def _usage_hint(routes: Routes) -> str:
+    return " or ".join(f"{'/'.join(methods)} to {suffix}" for suffix, methods in routes.items())
+
+
+def chat_completions(request: flask.Request, instance: Instance) -> flask.Response:
+    """``POST .../v1/chat/completions``: a JSON completion, or its server-sent events."""
     settings = instance.settings
     raw = read_body(request, settings.max_body_bytes)
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
     chat_request = parse_chat_request(raw, settings)
-    if settings.require_billing and not instance.billing.enabled:
-        raise instance.billing_unavailable()
-    if chat_request.model in instance.unavailable_models:
-        message = f"The model '{chat_request.model}' is not available: its provider credentials are missing."
-        raise ApiError(ErrorCode.UNAVAILABLE, message)
-    ledger = instance.billing.ledger(caller)
-    if instance.accounts is not None:
-        instance.accounts.ensure_subscription(ledger.payer, caller)
-    if instance.budget is not None:
-        ledger.hold(
-            instance.budget.reserve(
-                ledger.payer,
-                chat_request.model,
-                litellm.token_counter(model=chat_request.model, messages=chat_request.messages),
-                chat_request.params["max_tokens"],
-            )
-        )
-    if chat_request.stream:
-        lines = chat.open_event_stream(chat_request, ledger, settings.llm_timeout_s)
-        return flask.Response(
-            _labelled(lines, request.headers.get("X-Cloud-Trace-Context"), settings.project_id),
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    body = chat.complete_json(chat_request, ledger, settings.llm_timeout_s)
-    return flask.Response(json.dumps(body), mimetype="application/json")
+    if not chat_request.stream:
+        return json_response(instance.chat.complete(chat_request, caller))
+    lines = instance.chat.stream(chat_request, caller)
+    return flask.Response(
+        _labelled(lines, request.headers.get("X-Cloud-Trace-Context"), settings.project_id),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
-def models_route(request: flask.Request, instance: Instance) -> flask.Response:
+def list_models(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET .../v1/models``: the allowed models, the default first, in OpenAI's list shape."""
-    if request.method == "OPTIONS":
-        return _preflight(request, instance.settings.cors_origins, "GET, OPTIONS")
-    if request.method != "GET":
-        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use GET.", headers={"Allow": "GET, OPTIONS"})
     instance.verifier.verify_authorization(request.headers.get("Authorization"))
     data = [
         {"id": model, "object": "model", "owned_by": model.partition("/")[0] if "/" in model else "system"}
@@ -108,35 +104,15 @@ def models_route(request: flask.Request, instance: Instance) -> flask.Response:
     return json_response({"object": "list", "data": data})
 
 
-def usage_route(request: flask.Request, instance: Instance) -> flask.Response:
+def usage(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET``: the caller's usage in the current billing period, and their budget."""
-    if request.method == "OPTIONS":
-        return _preflight(request, instance.settings.cors_origins, "GET, OPTIONS")
-    if request.method != "GET":
-        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use GET.", headers={"Allow": "GET, OPTIONS"})
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
-    if instance.accounts is None:
-        raise ApiError(ErrorCode.UNAVAILABLE, "Usage is not available: billing is not configured.")
-    payer = instance.billing.subscription_for(caller)
-    account = instance.accounts.account(payer)
-    if account is None:
-        raise ApiError(ErrorCode.UNAVAILABLE, "Usage is unavailable right now; try again shortly.")
-    return json_response(usage_body(account, instance.budget.remaining(payer) if instance.budget else None))
+    return json_response(instance.chat.usage(caller))
 
 
-def usage_body(account: Account, budget: tuple[int, int] | None) -> dict[str, Any]:
-    return {
-        "object": "usage",
-        "period": {"from": account.from_datetime, "to": account.to_datetime},
-        "currency": account.currency,
-        "amount_cents": account.amount_cents,
-        "total_amount_cents": account.total_amount_cents,
-        "models": [
-            {"model": m.model, "tokens": m.tokens, "amount_cents": m.amount_cents, "requests": m.events}
-            for m in account.models
-        ],
-        "budget": {"limit_cents": budget[0], "remaining_cents": budget[1]} if budget else None,
-    }
+# The ``chat`` function answers under any prefix; ``usage`` at any path.
+CHAT_ROUTES: Routes = {CHAT_PATH_SUFFIX: {"POST": chat_completions}, MODELS_PATH_SUFFIX: {"GET": list_models}}
+USAGE_ROUTES: Routes = {"": {"GET": usage}}
 
 
 def read_body(request: flask.Request, limit: int) -> bytes:

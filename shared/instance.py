@@ -7,12 +7,13 @@ functions-framework's server forks. What it makes lives as long as the instance:
 - ``verifier``: the firebase-admin app that verifies ID tokens (initialised on first use);
 - ``billing``: the Lago callback registered on LiteLLM, the keep-alive Lago HTTP client and the
   Firestore outbox (its gRPC client made on first use, after the fork);
-- ``accounts`` / ``budget``: Lago customers, subscriptions and usage (cached per payer), and the
-  per-payer spending limits with their reservations;
+- ``chat``: the chat flow (``ChatService``), holding ``billing``, the Lago accounts (customers,
+  subscriptions and usage, cached per payer) and the per-payer budget with its reservations;
 - the embedded local model, registered with LiteLLM when configured.
 
 If the settings are unusable the instance still starts (no crash loop) and every request is
-answered with a 503 that says the service is misconfigured; the log line names the keys.
+answered with a 503 that says the service is misconfigured, with CORS headers so a browser can
+show it; the log line names the keys. A ``RefusedToStart`` setting stops the process instead.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from dataclasses import dataclass
 from .auth import TokenVerifier
 from .billing import Billing
 from .budget import BudgetGuard
+from .chat import ChatService
 from .errors import ApiError, ErrorCode
 from .lago_accounts import LagoAccounts
 from .logs import configure, log
 from .model_prices import register_prices, unpriced_models
 from .secret_env import SecretRetry, unavailable_models
-from .settings import Settings, SettingsError
+from .settings import RefusedToStart, Settings, SettingsError, cors_origins_from_env
 
 
 @dataclass(frozen=True)
@@ -39,29 +41,20 @@ class Instance:
     settings: Settings
     verifier: TokenVerifier
     billing: Billing
-    accounts: LagoAccounts | None = None  # when Lago is configured
-    budget: BudgetGuard | None = None  # when CHAT_BUDGET_CENTS is set and Lago is configured
-    # Configured models whose provider keys are missing: requests for them get a 503.
-    unavailable_models: frozenset[str] = frozenset()
-    # Billing is required but Lago's secrets could not be read: requests retry them.
+    chat: ChatService
+    # Billing is required but Lago's secrets could not be read at cold start: requests retry them.
     billing_retry: SecretRetry | None = None
 
-    def billing_unavailable(self) -> ApiError:
-        """The 503 chat answers while billing is required and off."""
-        if self.billing_retry is None:
-            return ApiError(ErrorCode.UNAVAILABLE, "Chat is unavailable: billing is not working on this instance.")
-        return ApiError(
-            ErrorCode.UNAVAILABLE,
-            "Chat is unavailable: billing's settings could not be read yet; retry shortly.",
-            headers={"Retry-After": str(self.billing_retry.retry_after_s())},
-        )
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return self.settings.cors_origins
 
 
 @dataclass(frozen=True)
 class BrokenInstance:
     """An instance whose configuration cannot serve: each request gets this 503."""
 
-    reason: str
+    cors_origins: tuple[str, ...]  # read on its own, so browsers still get the 503
 
     def error(self) -> ApiError:
         return ApiError(ErrorCode.UNAVAILABLE, "The service is misconfigured; its operators have been told.")
@@ -103,12 +96,12 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
     configure()
     try:
         settings = Settings.from_env(env)
+    except RefusedToStart as error:
+        log("CRITICAL", "settings_invalid", detail=str(error))
+        raise  # a deployed instance must refuse to start open to anyone
     except SettingsError as error:
-        if error.fatal:
-            log("CRITICAL", "settings_invalid", detail=str(error))
-            raise  # a deployed instance must refuse to start open to anyone
         log("ERROR", "settings_invalid", detail=str(error))
-        return BrokenInstance(str(error))
+        return BrokenInstance(cors_origins_from_env(env))
     import litellm  # after secrets and LITELLM_LOCAL_MODEL_COST_MAP are in the environment
 
     litellm.suppress_debug_info = True
@@ -123,7 +116,7 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
             "CHAT_MODELS needs one (LiteLLM's cost map or CHAT_MODEL_PRICES), else its calls are free"
         )
         log("ERROR", "settings_invalid", detail=detail, models=list(unpriced))
-        return BrokenInstance(detail)
+        return BrokenInstance(settings.cors_origins)
     if settings.deployed and not settings.require_billing:
         log(
             "WARNING",
@@ -156,10 +149,18 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
             budget = BudgetGuard(accounts, settings.budget_cents)
     elif settings.budget_cents is not None:
         log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS needs Lago (LAGO_API_*) to read usage")
-    unavailable = unavailable_models(settings.chat_models, deployed=settings.deployed)
     retry = None
     if settings.require_billing and not billing.enabled:
         retry = SecretRetry.for_missing(settings.lago.missing, env)
+    chat = ChatService(
+        billing,
+        require_billing=settings.require_billing,
+        llm_timeout_s=settings.llm_timeout_s,
+        accounts=accounts,
+        budget=budget,
+        unavailable_models=unavailable_models(settings.chat_models, deployed=settings.deployed),
+        billing_retry=retry,
+    )
     log(
         "INFO",
         "instance_started",
@@ -167,4 +168,4 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
         billing=billing.enabled,
         budget=budget is not None,
     )
-    return Instance(settings, verifier, billing, accounts, budget, unavailable, retry)
+    return Instance(settings, verifier, billing, chat, retry)

@@ -1,6 +1,6 @@
 """Lago customers, subscriptions and current usage, through the official ``lago-python-client``.
 
-- ``ensure_subscription``: the first time a payer is seen on an instance, make sure Lago has
+- ``provision``: the first time a payer is seen on an instance, make sure Lago has
   its customer and its subscription (plan ``LAGO_PLAN_CODE``), creating them when missing.
   The customer is looked up first and created only on Lago's 404: Lago's create is an upsert,
   and an existing customer (named by an operator, or by its owner) is never overwritten. In
@@ -77,7 +77,7 @@ class LagoAccounts:
             return self._payer_locks.setdefault(payer, threading.Lock())
 
     # --- provisioning -------------------------------------------------------------------------
-    def ensure_subscription(self, payer: str, caller: Caller) -> None:
+    def provision(self, payer: str, caller: Caller) -> None:
         """Create the customer and subscription once; failures are logged and never block chat."""
         if not self._plan_code or payer in self._provisioned:
             return
@@ -120,11 +120,11 @@ class LagoAccounts:
             raise
 
     # --- usage ---------------------------------------------------------------------------------
-    def account(self, payer: str, *, fresh: bool = False) -> Account | None:
+    def account(self, payer: str) -> Account | None:
         """The payer's usage (cached for ``cache_s``); None when Lago cannot say right now."""
         asked_at = time.monotonic()
         cached = self._accounts.get(payer)
-        if cached and not fresh and asked_at - cached.fetched_at < self._cache_s:
+        if cached and asked_at - cached.fetched_at < self._cache_s:
             return cached
         with self._payer_lock(payer):
             cached = self._accounts.get(payer)

@@ -20,12 +20,8 @@ class CallContext:
     call_id: str
     timestamp: str
     uid: str
-    subscription_id: str
+    payer: str
     model: str
-
-    def metadata(self) -> dict[str, Any]:
-        # LiteLLM's Lago callback reads the payer from this key (LAGO_API_CHARGE_BY=user_id).
-        return {"user_api_key_user_id": self.subscription_id}
 
 
 # Most specific first: litellm.Timeout is an APIConnectionError, BadRequest subclasses abound.
@@ -89,7 +85,6 @@ def _arguments(request: ChatRequest, call: CallContext, timeout_s: float) -> dic
         "model": request.model,
         "messages": request.messages,
         "litellm_call_id": call.call_id,
-        "metadata": call.metadata(),
         "timeout": timeout_s,
         "num_retries": 0,
         **request.params,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .billing_event import LagoEvent
-from .lago_client import Delivery, LagoEventsClient, Outcome
+from .lago_events import Delivery, LagoEventsClient, Outcome
 from .logs import log
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 
 from .errors import ApiError, ErrorCode
-from .handlers import json_response
+from .handlers import Routes, json_response
 from .instance import Instance
 from .invoker import verify_invoker
 from .logs import log
@@ -17,8 +17,6 @@ _RUN_BUDGET_S = 50.0  # well inside Cloud Scheduler's default 3-minute attempt d
 def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
     """Send due outbox events; answers with the counts. IAM keeps the function private; the
     caller's OIDC token is checked here too."""
-    if request.method != "POST":
-        raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, "Use POST.", headers={"Allow": "POST"})
     verify_invoker(request.headers.get("Authorization"), instance.settings)
     billing = instance.billing
     if not billing.enabled or billing.client is None:
@@ -33,3 +31,7 @@ def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
     )
     log("INFO", "billing_replayed", **report.to_dict())
     return json_response(report.to_dict())
+
+
+# Any path; no CORS preflight: only Cloud Scheduler calls it.
+REPLAY_ROUTES: Routes = {"": {"POST": replay_route}}

@@ -9,7 +9,8 @@ from types import MappingProxyType
 
 from .model_prices import ModelPrice, parse_model_prices
 
-CHARGE_BY_CHOICES = ("user_id", "team_id", "end_user_id")
+# end_user_id (LiteLLM's default) exists only under the LiteLLM Proxy: here it would bill the uid.
+CHARGE_BY_CHOICES = ("user_id", "team_id")
 DEFAULT_LOCAL_MODEL = "local/demo"
 
 
@@ -44,15 +45,16 @@ def emulator_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 class SettingsError(ValueError):
-    """The environment holds a setting that cannot be used; every bad key is named.
+    """The environment holds a setting that cannot be used; every bad key is named."""
 
-    ``fatal``: the instance must not start at all (it would serve open to anyone), rather than
-    start and answer 503.
-    """
 
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.fatal = fatal
+class RefusedToStart(SettingsError):
+    """A setting that must stop the process rather than let it serve (even with 503s)."""
+
+
+def cors_origins_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``CORS_ORIGINS`` alone: a misconfigured instance still answers browsers with its 503."""
+    return _EnvReader(env).csv("CORS_ORIGINS")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,13 +128,10 @@ class Settings:
         """Money depends on LiteLLM's cost: a model without a price would be free."""
         return self.budget_cents is not None or self.lago.bills_cost
 
-    @property
-    def uses_local_model(self) -> bool:
-        return any(m.startswith("local/") for m in self.chat_models)
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build the settings; raise ``SettingsError`` naming every malformed key at once."""
+        """Build the settings; raise ``SettingsError`` naming every malformed key at once
+        (``RefusedToStart`` when one of them must stop the process)."""
         reader = _EnvReader(os.environ if env is None else env)
         deployed = is_deployed(reader.env)
         allow_anonymous = reader.flag("ALLOW_ANONYMOUS", False)
@@ -144,7 +143,11 @@ class Settings:
             reader.fatal(f"{names} must not be set on a deployed instance (K_SERVICE is set)")
         models = reader.csv("CHAT_MODELS") or (DEFAULT_LOCAL_MODEL,)
         charge_by = reader.text("LAGO_API_CHARGE_BY") or "user_id"
-        if charge_by not in CHARGE_BY_CHOICES:
+        if charge_by == "end_user_id":
+            reader.errors.append(
+                "LAGO_API_CHARGE_BY=end_user_id is not supported (it needs the LiteLLM Proxy); use user_id or team_id"
+            )
+        elif charge_by not in CHARGE_BY_CHOICES:
             reader.errors.append(f"LAGO_API_CHARGE_BY must be one of {', '.join(CHARGE_BY_CHOICES)}")
         team_claim = reader.text("LAGO_TEAM_CLAIM") or "team_id"
         if team_claim in USER_CHANGEABLE_CLAIMS:
@@ -187,7 +190,7 @@ class Settings:
             replay_invoker_email=reader.text("REPLAY_INVOKER_EMAIL"),
         )
         if reader.errors:
-            raise SettingsError("; ".join(reader.errors), fatal=reader.fatal_errors)
+            raise (RefusedToStart if reader.refuse_to_start else SettingsError)("; ".join(reader.errors))
         return settings
 
 
@@ -197,12 +200,12 @@ class _EnvReader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.errors: list[str] = []
-        self.fatal_errors = False
+        self.refuse_to_start = False
 
     def fatal(self, problem: str) -> None:
-        """A problem that must stop the instance from starting at all."""
+        """A problem that must stop the process rather than let it serve (even with 503s)."""
         self.errors.append(problem)
-        self.fatal_errors = True
+        self.refuse_to_start = True
 
     def text(self, key: str) -> str:
         return self.env.get(key, "").strip()

@@ -41,13 +41,13 @@ def firestore_client(firestore_emulator) -> Iterator[firestore.Client]:
 
 @pytest.fixture
 def outbox(firestore_client: firestore.Client, firestore_emulator) -> Callable[[str], list[dict[str, Any]]]:
-    """The outbox documents of one subscription (uid); the outbox starts empty for each test."""
+    """The outbox documents of one payer (uid); the outbox starts empty for each test."""
     firestore_emulator.clear(PROJECT_ID)
 
-    def documents(subscription_id: str) -> list[dict[str, Any]]:
+    def documents(payer: str) -> list[dict[str, Any]]:
         docs = firestore_client.collection("billing_outbox").stream()
         found = [{"id": d.id, **(d.to_dict() or {})} for d in docs]
-        return [d for d in found if d["event"]["external_subscription_id"] == subscription_id]
+        return [d for d in found if d["event"]["external_subscription_id"] == payer]
 
     return documents
 

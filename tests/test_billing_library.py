@@ -1,11 +1,14 @@
 """The billing library in this process, for what a server cannot show from outside: callback
-registration under threads, a registration error, and a request that makes several calls."""
+registration under threads, a registration error, a request that makes several calls, and what
+the callback needs from a call."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import os
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,7 @@ from shared.auth import Caller  # noqa: E402
 from shared.billing import Billing, ChatLagoCallback, register_callback  # noqa: E402
 from shared.chat_request import ChatRequest  # noqa: E402
 from shared.errors import ApiError  # noqa: E402
+from shared.llm import CallContext  # noqa: E402
 from shared.settings import LagoSettings  # noqa: E402
 from tests.conftest import EVENT_CODE, OPENAI_KEY  # noqa: E402
 from tests.standins.lago import API_KEY, FakeLago  # noqa: E402
@@ -86,13 +90,43 @@ def test_a_request_with_several_calls_bills_each_once(
     monkeypatch.setenv("OPENAI_API_BASE", fake_llm.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     billing = Billing(lago_settings(fake_lago), project_id="demo", outbox_enabled=False, deployed=False)
-    ledger = billing.ledger(Caller("multi-call-user"))
+    request_billing = billing.for_request(Caller("multi-call-user"))
     request = ChatRequest("openai/gpt-4o-mini", [{"role": "user", "content": "a b"}], False, False, {"max_tokens": 20})
     failing = ChatRequest("openai/gpt-4o-mini", [{"role": "user", "content": "#status:500"}], False, False, {})
-    first = chat.complete_json(request, ledger, 10)
+    first = chat.complete_json(request, request_billing, 10)
     with pytest.raises(ApiError):
-        chat.complete_json(failing, ledger, 10)  # a failed retry in between bills nothing
-    second = chat.complete_json(request, ledger, 10)
+        chat.complete_json(failing, request_billing, 10)  # a failed retry in between bills nothing
+    second = chat.complete_json(request, request_billing, 10)
     events = fake_lago.events("multi-call-user")
     assert [e["transaction_id"] for e in events] == [first["id"], second["id"]]
     assert len(billing.pending) == 0, "nothing left behind for the callback to grow"
+
+
+class _Signalling(billing_module.PendingEvents):
+    """Pending events that say when LiteLLM's callback delivered one."""
+
+    def __init__(self, event_code: str) -> None:
+        super().__init__(event_code)
+        self.collected = threading.Event()
+
+    def collect(self, call_id: str, response: Any, cost: float | None) -> None:
+        super().collect(call_id, response, cost)
+        self.collected.set()
+
+
+def test_callback_collects_by_call_id_without_litellm_metadata(clean_litellm) -> None:
+    # LiteLLM's own LagoLogger reads the payer from metadata; our subclass needs only litellm_call_id.
+    pending = _Signalling(EVENT_CODE)
+    register_callback(pending)
+    call = CallContext(call_id="chatcmpl-no-metadata", timestamp="1.000", uid="u1", payer="team-1", model="gpt-4o-mini")
+    pending.expect(call)
+    litellm.completion(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        mock_response="hello",
+        litellm_call_id=call.call_id,
+    )
+    assert pending.collected.wait(10), "LiteLLM never called our callback"
+    event = pending.take(call.call_id)
+    assert event is not None
+    assert (event["transaction_id"], event["external_subscription_id"]) == (call.call_id, "team-1")

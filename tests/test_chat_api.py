@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import httpx
 import openai
@@ -292,3 +293,31 @@ def test_logs_are_json_lines_with_trace_and_no_secrets(chat_server: FunctionServ
     assert failed[-1]["logging.googleapis.com/trace"].endswith("/traces/105445aa7843bc8bf206b12000100000")
     assert user.uid not in logs and user.token not in logs
     assert OPENAI_KEY not in logs and "secret prompt words" not in logs
+
+
+@pytest.fixture(scope="module")
+def misconfigured_server(function_server: Callable[..., FunctionServer]) -> FunctionServer:
+    """A chat server whose settings cannot be used: it starts, and answers every request with a 503."""
+    return function_server(CHAT_MAX_TOKENS="abc")
+
+
+def test_misconfigured_instance_answers_503_that_a_browser_can_read(
+    misconfigured_server: FunctionServer, user: User
+) -> None:
+    origin = "https://chat.example.com"
+    response = post(misconfigured_server, user, {"messages": ask()}, headers={"Origin": origin})
+    error = assert_error(response, 503, "service_unavailable")
+    assert "misconfigured" in str(error["message"])
+    assert "CHAT_MAX_TOKENS" not in response.text, "the keys are for the operators' log, not the client"
+    assert response.headers["access-control-allow-origin"] == origin
+
+
+def test_misconfigured_instance_still_answers_the_cors_preflight(misconfigured_server: FunctionServer) -> None:
+    response = httpx.options(
+        misconfigured_server.url + CHAT,
+        headers={"Origin": "https://chat.example.com", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "https://chat.example.com"
+    assert response.headers["access-control-allow-methods"] == "POST, OPTIONS"

@@ -1,12 +1,36 @@
-"""Settings from the environment: pure parsing, no servers (the cold-start effects are in the
-server tests)."""
+"""Settings from the environment, read in this process (no server); the cold-start effects are
+in the server tests."""
 
 from __future__ import annotations
 
 import pytest
 
 from shared.model_prices import ModelPrice, parse_model_prices
-from shared.settings import USER_CHANGEABLE_CLAIMS, Settings, SettingsError, is_deployed
+from shared.settings import USER_CHANGEABLE_CLAIMS, RefusedToStart, Settings, SettingsError, is_deployed
+
+
+def test_charging_by_end_user_id_is_refused_by_name() -> None:
+    # LiteLLM's default, but end_user_id only exists under the LiteLLM Proxy: here it billed the uid.
+    with pytest.raises(SettingsError, match="LAGO_API_CHARGE_BY=end_user_id") as raised:
+        Settings.from_env({"LAGO_API_CHARGE_BY": "end_user_id"})
+    assert not isinstance(raised.value, RefusedToStart), "a 503 per request, not a crash loop"
+
+
+@pytest.mark.parametrize("charge_by", ["user_id", "team_id"])
+def test_charging_by_user_or_team_is_accepted(charge_by: str) -> None:
+    assert Settings.from_env({"LAGO_API_CHARGE_BY": charge_by}).lago.charge_by == charge_by
+
+
+def test_anonymous_access_on_a_deployed_instance_refuses_to_start() -> None:
+    with pytest.raises(RefusedToStart, match="ALLOW_ANONYMOUS"):
+        Settings.from_env({"ALLOW_ANONYMOUS": "true", "K_SERVICE": "chat", "CHAT_MAX_TOKENS": "abc"})
+
+
+def test_a_malformed_value_is_a_settings_error_that_does_not_stop_the_process() -> None:
+    with pytest.raises(SettingsError, match="CHAT_MAX_TOKENS") as raised:
+        Settings.from_env({"CHAT_MAX_TOKENS": "abc"})
+    assert not isinstance(raised.value, RefusedToStart)
+
 
 DEPLOYED = {"K_SERVICE": "chat", "GOOGLE_CLOUD_PROJECT": "p"}
 EMULATED = {**DEPLOYED, "FUNCTIONS_EMULATOR": "true", "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}
@@ -40,9 +64,8 @@ def test_functions_emulator_with_a_loopback_auth_emulator_is_local(auth_host: st
     "variable", ["FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "SECRET_MANAGER_EMULATOR_HOST"]
 )
 def test_deployed_instance_refuses_to_start_with_an_emulator_host(variable: str) -> None:
-    with pytest.raises(SettingsError, match=variable) as raised:
+    with pytest.raises(RefusedToStart, match=variable):
         Settings.from_env({**DEPLOYED, variable: "127.0.0.1:1"})
-    assert raised.value.fatal
 
 
 def test_emulator_hosts_are_fine_under_the_functions_emulator() -> None:
@@ -53,7 +76,7 @@ def test_emulator_hosts_are_fine_under_the_functions_emulator() -> None:
 def test_team_claim_refuses_claims_a_user_can_change(claim: str) -> None:
     with pytest.raises(SettingsError, match="LAGO_TEAM_CLAIM") as raised:
         Settings.from_env({"LAGO_API_CHARGE_BY": "team_id", "LAGO_TEAM_CLAIM": claim})
-    assert not raised.value.fatal, "the instance starts and answers 503, naming the key"
+    assert not isinstance(raised.value, RefusedToStart), "the instance starts and answers 503, naming the key"
 
 
 def test_team_claim_accepts_a_custom_claim() -> None:

@@ -7,8 +7,8 @@
 - Faults, planned per test: ``plan(500, 500)`` answers the next requests with those statuses;
   ``plan("429:2")`` with ``X-RateLimit-Reset: 2``; ``plan("hang:5")`` waits 5 s then stores
   the event (the client has long given up); ``plan("reset")`` drops the connection;
-  ``plan("slow:0.5")`` waits then answers normally; ``delay_for(subscription, seconds)`` slows
-  every event of one subscription; ``hold(subscription)`` keeps them until released. ``stop()`` / ``start()`` make the port refuse connections.
+  ``plan("slow:0.5")`` waits then answers normally; ``hold(payer)`` keeps one payer's events
+  until released. ``stop()`` / ``start()`` make the port refuse connections.
 - ``GET /api/v1/customers/{external_id}``: 200 ``{"customer": ...}`` or 404 ``customer_not_found``;
   ``POST /api/v1/customers`` creates or updates (Lago's create is an upsert).
 - Every accepted event is recorded with its arrival time (``time.monotonic()`` of this process);
@@ -72,7 +72,6 @@ class FakeLago(StandIn):
         self.duplicates = 0
         self.submitted: list[dict[str, Any]] = []  # every well-formed event posted, resends included
         self._plan: list[str] = []
-        self._delays: dict[str, float] = {}
         self._holds: dict[str, tuple[threading.Event, threading.Event]] = {}
         self._extra_usage: dict[str, int] = {}
         self._arrived = threading.Condition(self._lock)
@@ -96,7 +95,6 @@ class FakeLago(StandIn):
         with self._lock:
             self._plan.clear()
             self._account_plan.clear()
-            self._delays.clear()
             for _, release in self._holds.values():
                 release.set()
             self._holds.clear()
@@ -122,36 +120,32 @@ class FakeLago(StandIn):
             customer = self.customers.setdefault(customer_id, _customer({"external_id": customer_id}))
             customer["metadata"] = [_metadata("chat_budget_cents", str(cents))]
 
-    def add_usage(self, subscription_id: str, cents: int) -> None:
+    def add_usage(self, payer: str, cents: int) -> None:
         """Usage that came from elsewhere (another instance, an earlier day of the period)."""
         with self._lock:
-            self._extra_usage[subscription_id] = self._extra_usage.get(subscription_id, 0) + cents
+            self._extra_usage[payer] = self._extra_usage.get(payer, 0) + cents
 
-    def delay_for(self, subscription_id: str, seconds: float) -> None:
-        with self._lock:
-            self._delays[subscription_id] = seconds
-
-    def hold(self, subscription_id: str) -> tuple[threading.Event, threading.Event]:
-        """Hold that subscription's events until released: ``(arrived, release)``."""
+    def hold(self, payer: str) -> tuple[threading.Event, threading.Event]:
+        """Hold that payer's events until released: ``(arrived, release)``."""
         arrived, release = threading.Event(), threading.Event()
         with self._lock:
-            self._holds[subscription_id] = (arrived, release)
+            self._holds[payer] = (arrived, release)
         return arrived, release
 
-    def events(self, subscription_id: str | None = None) -> list[dict[str, Any]]:
+    def events(self, payer: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [r.event for r in self.received if subscription_id in (None, r.event["external_subscription_id"])]
+            return [r.event for r in self.received if payer in (None, r.event["external_subscription_id"])]
 
-    def arrivals(self, subscription_id: str) -> list[Received]:
+    def arrivals(self, payer: str) -> list[Received]:
         with self._lock:
-            return [r for r in self.received if r.event["external_subscription_id"] == subscription_id]
+            return [r for r in self.received if r.event["external_subscription_id"] == payer]
 
-    def wait_for_events(self, subscription_id: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Wait until ``count`` events of a subscription arrived (for replays that run elsewhere)."""
+    def wait_for_events(self, payer: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` events of a payer arrived (for replays that run elsewhere)."""
         deadline = time.monotonic() + timeout
         with self._arrived:
             while True:
-                found = [r.event for r in self.received if r.event["external_subscription_id"] == subscription_id]
+                found = [r.event for r in self.received if r.event["external_subscription_id"] == payer]
                 if len(found) >= count or time.monotonic() >= deadline:
                     return found
                 self._arrived.wait(deadline - time.monotonic())
@@ -198,9 +192,6 @@ class FakeLago(StandIn):
             )
             return
         event = body["event"]
-        delay = self._delays.get(event["external_subscription_id"])
-        if delay:
-            time.sleep(delay)
         held = self._holds.get(event["external_subscription_id"])
         if held:
             held[0].set()

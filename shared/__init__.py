@@ -5,7 +5,8 @@ start), ``logs`` (structured logging), ``errors`` (our error types and their HTT
 ``auth`` (Firebase ID tokens), ``chat_request`` (the request body), ``llm`` (LiteLLM calls),
 ``local_model`` (the embedded offline model), ``chat`` (``ChatService``: one request from its
 verified caller to its billed answer), ``billing_event`` / ``lago_events`` / ``billing`` /
-``outbox`` / ``replay`` (usage billing in Lago), ``lago_accounts`` / ``budget`` (customers,
-usage and per-payer spending limits), ``instance`` (the per-instance singletons) and
+``outbox`` / ``replay`` / ``invoker`` (usage billing in Lago; who may run the replay),
+``lago_accounts`` / ``budget`` / ``model_prices`` (customers, usage, per-payer spending limits
+and the prices they rest on), ``instance`` (the per-instance singletons) and
 ``handlers`` (HTTP in, HTTP out, one routing table per function).
 """

@@ -18,9 +18,12 @@ import flask  # noqa: E402
 import functions_framework  # noqa: E402
 
 from shared import handlers, replay  # noqa: E402
+from shared.body_guard import BodyGuard  # noqa: E402
 from shared.instance import current_instance, start_instance  # noqa: E402
 
-start_instance()
+instance = start_instance()
+# functions-framework runs this module inside its Flask app's context: bound every body there.
+flask.current_app.wsgi_app = BodyGuard(flask.current_app.wsgi_app, handlers.body_limit(instance))  # type: ignore[method-assign]
 
 
 @functions_framework.http

@@ -12,6 +12,7 @@ from .model_prices import ModelPrice, parse_model_prices
 # end_user_id (LiteLLM's default) exists only under the LiteLLM Proxy: here it would bill the uid.
 CHARGE_BY_CHOICES = ("user_id", "team_id")
 DEFAULT_LOCAL_MODEL = "local/demo"
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
 
 # Standard claims a user can set on their own account (profile updates, sign-in providers) or
@@ -170,7 +171,7 @@ class Settings:
         settings = cls(
             chat_models=models,
             max_tokens=reader.integer("CHAT_MAX_TOKENS", 4096, low=1),
-            max_body_bytes=reader.integer("CHAT_MAX_BODY_BYTES", 256 * 1024, low=1024),
+            max_body_bytes=reader.integer("CHAT_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, low=1024),
             max_messages=reader.integer("CHAT_MAX_MESSAGES", 200, low=1),
             cors_origins=reader.csv("CORS_ORIGINS"),
             project_id=project,

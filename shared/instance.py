@@ -105,7 +105,10 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
     import litellm  # after secrets and LITELLM_LOCAL_MODEL_COST_MAP are in the environment
 
     litellm.suppress_debug_info = True
+    from .llm import preload
     from .local_model import register_local_models
+
+    preload()
 
     register_local_models(settings.chat_models, settings.local_model_delay_ms / 1000)
     register_prices(settings.model_prices)

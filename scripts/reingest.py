@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -67,7 +67,7 @@ def _event(line: str) -> LagoEvent | None:
         return None
     if not isinstance(event.get("properties", {}), dict):
         return None
-    return LagoEvent(**{key: event[key] for key in (*_REQUIRED, "properties") if key in event})  # type: ignore[typeddict-item]
+    return cast(LagoEvent, {key: event[key] for key in (*_REQUIRED, "properties") if key in event})
 
 
 def reingest(events: list[LagoEvent], client: LagoEventsClient) -> dict[str, Any]:

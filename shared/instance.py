@@ -84,7 +84,7 @@ def current_instance() -> Instance | BrokenInstance:
     if not isinstance(instance, Instance) or instance.billing_retry is None or not instance.billing_retry.attempt():
         return instance
     with _lock:
-        if _instance is not instance:
+        if _instance is not None and _instance is not instance:
             return _instance  # rebuilt by another request meanwhile
         rebuilt = _build(os.environ, verifier=instance.verifier)  # the verifier owns the firebase-admin app
         _instance = rebuilt

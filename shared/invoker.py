@@ -42,7 +42,8 @@ def _verified_claims(token: str, audience: str) -> dict[str, object]:
     from google.oauth2 import id_token
 
     try:
-        claims = id_token.verify_oauth2_token(token, google.auth.transport.requests.Request(), audience)
+        request = google.auth.transport.requests.Request()
+        claims = id_token.verify_oauth2_token(token, request, audience)  # type: ignore[no-untyped-call]
     except (ValueError, google.auth.exceptions.GoogleAuthError) as error:
         # ValueError: bad signature, expired, wrong audience, malformed; GoogleAuthError: wrong issuer.
         transport = isinstance(error, google.auth.exceptions.TransportError)

@@ -297,15 +297,16 @@ def test_kill_9_mid_stream_leaves_earlier_calls_billed_exactly_once(
 
 # --- Secret Manager at cold start: slow, missing, corrupt -----------------------------------
 
-SECRET_FAULTS = {"sm_slow": "slow", "sm_missing": "missing", "sm_corrupt": "corrupt"}
+SECRET_FAULTS = {"sm_slow": "slow", "sm_missing": "missing", "sm_corrupt": "corrupt", "sm_disabled": "disabled"}
 
 
 def test_secret_manager_faults_at_cold_start_lose_no_event(
     function_server: Callable[..., FunctionServer], fake_lago: FakeLago, ledger: Ledger, new_user: Callable[[], User]
 ) -> None:
     """Lago's key from Secret Manager under each fault. Slow (inside the deadline): loaded, every
-    call billed. Missing or corrupt: billing is off, and with ``CHAT_REQUIRE_BILLING`` chat answers
-    503 instead of serving unbilled calls, so no usage goes unrecorded."""
+    call billed. Missing, corrupt or its only version disabled: billing is off, and with
+    ``CHAT_REQUIRE_BILLING`` chat answers 503 instead of serving unbilled calls, so no usage goes
+    unrecorded."""
     from tests.standins.lago import API_KEY
     from tests.standins.secret_manager import FakeSecretManager
 
@@ -317,6 +318,8 @@ def test_secret_manager_faults_at_cold_start_lose_no_event(
                 manager.add(name, "LAGO_API_KEY", API_KEY)
             if kind in ("slow", "corrupt"):
                 manager.fault(name, "LAGO_API_KEY", kind, seconds=0.5)
+            if kind == "disabled":
+                manager.disable(name, "LAGO_API_KEY", 1)
             servers[name] = function_server(
                 wait=False,
                 SECRET_MANAGER_EMULATOR_HOST=manager.host,

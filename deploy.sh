@@ -16,7 +16,9 @@ LAGO_SECRETS="LAGO_API_BASE LAGO_API_KEY LAGO_API_EVENT_CODE"
 OPTIONAL_FUNCTION_ENV=(
   LAGO_PLAN_CODE CHAT_MAX_TOKENS CHAT_BUDGET_CENTS LAGO_TEAM_CLAIM CHAT_CHECK_REVOKED
   CHAT_MAX_BODY_BYTES CHAT_MAX_MESSAGES CHAT_LLM_TIMEOUT_S CHAT_USAGE_CACHE_S
-  BILLING_OUTBOX BILLING_REPLAY_BATCH CHAT_MODEL_PRICES LAGO_BILLS_COST
+  BILLING_OUTBOX BILLING_REPLAY_BATCH BILLING_REPLAY_BUDGET_S CHAT_MODEL_PRICES LAGO_BILLS_COST
+  CHAT_APP_CHECK CHAT_APP_CHECK_CONSUME_MODELS CHAT_REQUIRE_VERIFIED_EMAIL CHAT_SIGN_IN_PROVIDERS
+  CHAT_NEW_ACCOUNT_BUDGET_CENTS CHAT_NEW_ACCOUNT_DAYS
 )
 # What each function touches: Firestore (the billing outbox) and its secrets. usage reads Lago
 # only; replay_billing calls no model provider. Each function runs as its own service account.
@@ -63,7 +65,14 @@ Optional (default):
   LAGO_API_CHARGE_BY (user_id)   LAGO_FLUSH_TIMEOUT_S (3)
   LAGO_PLAN_CODE, CHAT_MAX_TOKENS, CHAT_BUDGET_CENTS, LAGO_TEAM_CLAIM, CHAT_CHECK_REVOKED,
   CHAT_MAX_BODY_BYTES, CHAT_MAX_MESSAGES, CHAT_LLM_TIMEOUT_S, CHAT_USAGE_CACHE_S,
-  BILLING_OUTBOX, BILLING_REPLAY_BATCH, CHAT_MODEL_PRICES, LAGO_BILLS_COST: passed on when set
+  BILLING_OUTBOX, BILLING_REPLAY_BATCH, BILLING_REPLAY_BUDGET_S (keep it under TIMEOUT),
+  CHAT_MODEL_PRICES, LAGO_BILLS_COST,
+  CHAT_APP_CHECK (enforce when deployed), CHAT_APP_CHECK_CONSUME_MODELS,
+  CHAT_REQUIRE_VERIFIED_EMAIL, CHAT_SIGN_IN_PROVIDERS, CHAT_NEW_ACCOUNT_BUDGET_CENTS,
+  CHAT_NEW_ACCOUNT_DAYS: passed to the functions when set. With CHAT_APP_CHECK_CONSUME_MODELS
+                    chat's account also gets roles/firebaseappcheck.tokenVerifier (it consumes
+                    the tokens), with CHAT_NEW_ACCOUNT_BUDGET_CENTS chat's and usage's
+                    roles/firebaseauth.viewer (account creation times, for the budget both show)
   CHAT_REQUIRE_BILLING (true)  always passed: false lets chat serve unbilled when Lago is off
   DEPLOY_PROVIDER_SECRETS  provider key secrets, space-separated, e.g. "OPENAI_API_KEY" ("")
   SECRETS           every secret chat reads ("LAGO_API_BASE LAGO_API_KEY
@@ -258,16 +267,12 @@ grant() {
   done
 }
 
-# ---- the function source: main.py, a real copy of shared/ and requirements.txt ------------------
+# ---- the function source: staged as `firebase deploy` stages it (scripts/stage.py) --------------
 
 WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/deploy-functions.XXXXXX")
 trap 'rm -rf "$WORK_DIR"' EXIT
 SOURCE_DIR="$WORK_DIR/source"
-mkdir -p "$SOURCE_DIR"
-cp "$ROOT/functions/main.py" "$SOURCE_DIR/main.py"
-cp -RL "$ROOT/shared" "$SOURCE_DIR/shared"
-cp -L "$ROOT/requirements.txt" "$SOURCE_DIR/requirements.txt"
-find "$SOURCE_DIR" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
+python3 "$ROOT/scripts/stage.py" "$SOURCE_DIR"
 
 # Env vars as YAML files, one per function: values stay whole whatever they hold (commas in
 # CHAT_MODELS...), and each function's SECRETS lists only its own.
@@ -298,7 +303,7 @@ for fn in "${PUBLIC_FUNCTIONS[@]}" "${PRIVATE_FUNCTIONS[@]}"; do
   write_env_file "$fn" >"$WORK_DIR/env-$fn.yaml"
 done
 if ((DRY_RUN)); then
-  echo "# --source: $SOURCE_DIR (main.py, shared/, requirements.txt; removed on exit)"
+  echo "# --source: $SOURCE_DIR (main.py, shared/, requirements.txt, functions.yaml; removed on exit)"
   for fn in "${PUBLIC_FUNCTIONS[@]}" "${PRIVATE_FUNCTIONS[@]}"; do
     echo "# --env-vars-file of $fn holds:"
     sed 's/^/#   /' "$WORK_DIR/env-$fn.yaml"
@@ -345,6 +350,19 @@ for fn in "${PUBLIC_FUNCTIONS[@]}" "${PRIVATE_FUNCTIONS[@]}"; do
       --member="serviceAccount:$email" --role=roles/datastore.user --condition=None
   fi
 done
+# App Check replay protection (chat only: it consumes the tokens of CHAT_APP_CHECK_CONSUME_MODELS)
+# calls verifyAppCheckToken; the new-account budget reads users' creation times in chat (the
+# reservation) and usage (the budget it shows). Plain App Check verification needs no role.
+if [[ -n "${CHAT_APP_CHECK_CONSUME_MODELS:-}" ]]; then
+  grant projects add-iam-policy-binding "$PROJECT_ID" \
+    --member="serviceAccount:$(sa_email chat)" --role=roles/firebaseappcheck.tokenVerifier --condition=None
+fi
+if [[ -n "${CHAT_NEW_ACCOUNT_BUDGET_CENTS:-}" ]]; then
+  for fn in chat usage; do
+    grant projects add-iam-policy-binding "$PROJECT_ID" \
+      --member="serviceAccount:$(sa_email "$fn")" --role=roles/firebaseauth.viewer --condition=None
+  done
+fi
 
 # ---- 3. the functions ----------------------------------------------------------------------------
 

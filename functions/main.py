@@ -26,12 +26,18 @@ import functions_framework  # noqa: E402
 from shared import handlers, replay  # noqa: E402
 from shared.body_guard import BodyGuard  # noqa: E402
 from shared.instance import current_instance, start_instance  # noqa: E402
+from shared.shutdown import hook_worker_sigterm  # noqa: E402
 
 instance = start_instance()
+hook_worker_sigterm()  # in the master, before gunicorn forks its worker
 # functions-framework runs this module inside its Flask app's context: bound every body there.
 flask.current_app.wsgi_app = BodyGuard(flask.current_app.wsgi_app, handlers.body_limit(instance))  # type: ignore[method-assign]
 gc.freeze()
 gc.enable()
+
+# Who may call what when deployed: these check Firebase ID tokens in code; every other entry point
+# is private (scripts/stage.py marks it so in functions.yaml; deploy.sh must agree, a test checks).
+PUBLIC_ENTRY_POINTS = ("chat", "usage")
 
 
 @functions_framework.http

@@ -2,11 +2,13 @@
 
 One module per concern: ``settings`` (configuration), ``secret_env`` (Secret Manager at cold
 start), ``logs`` (structured logging), ``errors`` (our error types and their HTTP shape),
-``auth`` (Firebase ID tokens), ``chat_request`` (the request body), ``llm`` (LiteLLM calls),
+``auth`` (Firebase ID tokens), ``app_check`` (Firebase App Check), ``sign_in_policy``
+(which identities may chat), ``chat_request`` (the request body), ``llm`` (LiteLLM calls),
 ``local_model`` (the embedded offline model), ``chat`` (``ChatService``: one request from its
 verified caller to its billed answer), ``billing_event`` / ``lago_events`` / ``billing`` /
 ``outbox`` / ``replay`` / ``invoker`` (usage billing in Lago; who may run the replay),
 ``lago_accounts`` / ``budget`` / ``model_prices`` (customers, usage, per-payer spending limits
-and the prices they rest on), ``instance`` (the per-instance singletons) and
-``handlers`` (HTTP in, HTTP out, one routing table per function).
+and the prices they rest on), ``shutdown`` (SIGTERM: streams ended and billed in time),
+``instance`` (the per-instance singletons) and ``handlers`` (HTTP in, HTTP out, one routing
+table per function).
 """

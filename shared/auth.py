@@ -18,6 +18,7 @@ from .logs import log
 
 _BEARER = re.compile(r"Bearer[ \t]+([A-Za-z0-9\-_.=+/]+)\s*$", re.IGNORECASE)
 ANONYMOUS_UID = "anonymous"
+_API_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Caller:
         return value if isinstance(value, str) else None
 
 
-class _AnonymousCredential(firebase_credentials.Base):
+class _AnonymousCredential(firebase_credentials.Base):  # type: ignore[misc]  # firebase-admin is untyped
     """Used when the instance has no Google credentials (local runs): ID tokens verify with
     public certificates alone; only revocation checks need real credentials."""
 
@@ -66,12 +67,16 @@ class TokenVerifier:
         self._app: firebase_admin.App | None = None
         self._lock = threading.Lock()
 
-    def _firebase_app(self) -> firebase_admin.App:
+    def firebase_app(self) -> firebase_admin.App:
+        """The instance's firebase-admin app (also App Check's and the sign-in policy's)."""
         # Lazy, under a lock: initialize_app raises when called twice, and threads race here.
         if self._app is None:
             with self._lock:
                 if self._app is None:
-                    options = {"projectId": self._project_id} if self._project_id else None
+                    # Bounded waits for the Auth and App Check APIs (firebase-admin's default is 120 s).
+                    options: dict[str, object] = {"httpTimeout": _API_TIMEOUT_S}
+                    if self._project_id:
+                        options["projectId"] = self._project_id
                     self._app = firebase_admin.initialize_app(_credential(self._deployed), options, name="chat-auth")
         return self._app
 
@@ -94,7 +99,7 @@ class TokenVerifier:
 
     def verify_id_token(self, token: str) -> Caller:
         try:
-            claims = firebase_auth.verify_id_token(token, app=self._firebase_app(), check_revoked=self._check_revoked)
+            claims = firebase_auth.verify_id_token(token, app=self.firebase_app(), check_revoked=self._check_revoked)
         except firebase_auth.CertificateFetchError as error:
             log("ERROR", "auth_certificates_unavailable", error_class=type(error).__name__)
             raise ApiError(ErrorCode.UNAVAILABLE, "Cannot verify ID tokens right now; try again.") from None

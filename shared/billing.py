@@ -27,6 +27,7 @@ from .llm import CallContext
 from .logs import log
 from .outbox import Outbox
 from .settings import LagoSettings
+from .shutdown import SHUTDOWN
 
 
 class PendingEvents:
@@ -219,7 +220,7 @@ class RequestBilling:
         self._reservation.settle(cost_cents)
         if not self._billing.enabled:
             return
-        deadline = time.monotonic() + self._billing.settings.flush_timeout_s
+        deadline = SHUTDOWN.lago_deadline(time.monotonic() + self._billing.settings.flush_timeout_s)
         for event in events:
             self._deliver(event, deadline)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .billing_event import price
 from .errors import ApiError, ErrorCode
-from .lago_accounts import LagoAccounts
+from .lago_accounts import Account, LagoAccounts
 from .logs import log, uid_hash
 
 
@@ -51,17 +51,23 @@ NO_RESERVATION = Reservation(None, "", 0.0)
 class BudgetGuard:
     """Per instance: the payers' reservations and recent spending."""
 
-    def __init__(self, accounts: LagoAccounts, default_limit_cents: int) -> None:
+    def __init__(self, accounts: LagoAccounts, default_limit_cents: int | None) -> None:
         self._accounts = accounts
         self._default_limit = default_limit_cents
         self._lock = threading.Lock()
         self._spend: dict[str, _PayerSpend] = {}
 
-    def reserve(self, payer: str, model: str, prompt_tokens: int, max_tokens: int) -> Reservation:
-        """Hold the call's worst case, or raise a 402 when the payer's limit is reached."""
+    def reserve(
+        self, payer: str, model: str, prompt_tokens: int, max_tokens: int, cap_cents: int | None = None
+    ) -> Reservation:
+        """Hold the call's worst case, or raise a 402 when the payer's limit is reached.
+
+        ``cap_cents`` lowers the limit for this call (a new account's smaller budget)."""
         estimate = (price(model, prompt_tokens, max_tokens) or 0.0) * 100
         account = self._accounts.account(payer)
-        limit = account.budget_cents if account and account.budget_cents is not None else self._default_limit
+        limit = _limit(self._limit_for(account), cap_cents)
+        if limit is None:
+            return NO_RESERVATION
         with self._lock:
             spend = self._spend.setdefault(payer, _PayerSpend())
             if account is not None:  # spending Lago has seen by now is in its usage already
@@ -76,12 +82,17 @@ class BudgetGuard:
                     limit_cents=limit,
                     spent_cents=math.ceil(spent),
                 )
-                raise ApiError(
-                    ErrorCode.BUDGET_EXCEEDED,
-                    "You have reached your usage limit for this billing period.",
-                )
+                message = "You have reached your usage limit for this billing period."
+                if limit == cap_cents:
+                    message = "You have reached the usage limit of new accounts; it rises once your account is older."
+                raise ApiError(ErrorCode.BUDGET_EXCEEDED, message)
             spend.reserved += estimate
         return Reservation(self, payer, estimate)
+
+    def _limit_for(self, account: Account | None) -> int | None:
+        if account is not None and account.budget_cents is not None:
+            return account.budget_cents
+        return self._default_limit
 
     def _settle(self, payer: str, reserved: float, actual: float) -> None:
         with self._lock:
@@ -90,13 +101,22 @@ class BudgetGuard:
             if actual > 0:
                 spend.settled.append((time.monotonic(), actual))
 
-    def remaining(self, payer: str) -> tuple[int, int] | None:
-        """``(limit, remaining)`` in cents for the usage view; None without an account."""
+    def remaining(self, payer: str, cap_cents: int | None = None) -> tuple[int, int] | None:
+        """``(limit, remaining)`` in cents for the usage view; None without an account or a limit."""
         account = self._accounts.account(payer)
         if account is None:
             return None
-        limit = account.budget_cents if account.budget_cents is not None else self._default_limit
+        limit = _limit(self._limit_for(account), cap_cents)
+        if limit is None:
+            return None
         with self._lock:
             spend = self._spend.get(payer, _PayerSpend())
             local = sum(c for t, c in spend.settled if t >= account.fetched_at) + spend.reserved
         return limit, max(0, math.floor(limit - account.amount_cents - local))
+
+
+def _limit(limit: int | None, cap_cents: int | None) -> int | None:
+    """The payer's limit lowered to ``cap_cents``; None when neither is set (no limit)."""
+    if cap_cents is None:
+        return limit
+    return cap_cents if limit is None else min(limit, cap_cents)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import litellm
@@ -28,6 +29,10 @@ from .errors import ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .llm import CallContext
 from .secret_env import SecretRetry
+from .shutdown import SHUTDOWN
+
+# The error event that ends a stream the instance's shutdown cut short (its sent part is billed).
+SHUTTING_DOWN = ApiError(ErrorCode.UNAVAILABLE, "The server is shutting down; the answer was cut short. Retry it.")
 
 
 class ChatService:
@@ -41,13 +46,15 @@ class ChatService:
         llm_timeout_s: float,
         accounts: LagoAccounts | None = None,
         budget: BudgetGuard | None = None,
+        budget_cap: Callable[[Caller], int | None] | None = None,
         unavailable_models: frozenset[str] = frozenset(),
         billing_retry: SecretRetry | None = None,
     ) -> None:
         self.billing = billing
         self.accounts = accounts  # when Lago is configured
-        self.budget = budget  # when CHAT_BUDGET_CENTS is set and Lago is configured
+        self.budget = budget  # when CHAT_BUDGET_CENTS or CHAT_NEW_ACCOUNT_BUDGET_CENTS is set, with Lago
         self.unavailable_models = unavailable_models  # configured, but their provider keys are missing
+        self._budget_cap = budget_cap  # a caller's lower limit (the sign-in policy's new accounts)
         self._require_billing = require_billing
         self._billing_retry = billing_retry  # Lago's secrets, read again by requests until they are
         self._timeout_s = llm_timeout_s
@@ -68,7 +75,8 @@ class ChatService:
         account = self.accounts.account(payer)
         if account is None:
             raise ApiError(ErrorCode.UNAVAILABLE, "Usage is unavailable right now; try again shortly.")
-        return usage_body(account, self.budget.remaining(payer) if self.budget else None)
+        budget = self.budget.remaining(payer, self._cap(payer, caller)) if self.budget else None
+        return usage_body(account, budget)
 
     def _billing_unavailable(self) -> ApiError:
         if self._billing_retry is None:
@@ -91,8 +99,16 @@ class ChatService:
             self.accounts.provision(billing.payer, caller)
         if self.budget is not None:
             prompt_tokens = litellm.token_counter(model=request.model, messages=request.messages)
-            billing.hold(self.budget.reserve(billing.payer, request.model, prompt_tokens, request.params["max_tokens"]))
+            cap = self._cap(billing.payer, caller)
+            max_tokens = request.params["max_tokens"]
+            billing.hold(self.budget.reserve(billing.payer, request.model, prompt_tokens, max_tokens, cap))
         return billing
+
+    def _cap(self, payer: str, caller: Caller) -> int | None:
+        # A member's account age says nothing about a team's shared budget: users' own budgets only.
+        if self._budget_cap is None or payer != caller.uid:
+            return None
+        return self._budget_cap(caller)
 
 
 def usage_body(account: Account, budget: tuple[int, int] | None) -> dict[str, Any]:
@@ -147,24 +163,29 @@ class _StreamBill:
         self.sent: list[Any] = []
         self.final: CallUsage | None = None
         self._settled = False
+        self._lock = threading.Lock()
 
     def settle(self) -> None:
-        """Bill what was generated; idempotent, so the stream's ``finally`` can call it again."""
-        if self._settled:
-            return
-        self._settled = True
+        """Bill what was generated; idempotent, so the stream's ``finally`` can call it again, and
+        thread-safe: at shutdown another thread settles a stream stuck waiting on its provider."""
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+        sent = list(self.sent)
         if self.final is not None:
             self._billing.succeeded(self._call, self.final)
-        elif not self.sent:
+        elif not sent:
             self._billing.failed(self._call)  # nothing generated, nothing billed
         else:
-            rebuilt = litellm.stream_chunk_builder(self.sent, messages=self._request.messages)
+            rebuilt = litellm.stream_chunk_builder(sent, messages=self._request.messages)
             self._billing.succeeded(self._call, usage_from_response(rebuilt, self._request.model, partial=True))
         self._billing.flush()
 
 
 def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestBilling) -> Iterator[str]:
     bill = _StreamBill(billing, call, request)
+    untrack = SHUTDOWN.track(bill.settle)
     try:
         last = "data: [DONE]\n\n"
         try:
@@ -176,12 +197,16 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
                 else:
                     bill.sent.append(chunk)
                 yield _data(chunk, call, request.model)
+                if SHUTDOWN.stream_must_end():  # the instance is going away: bill what was sent, then end
+                    last = f"data: {json.dumps(SHUTTING_DOWN.to_dict())}\n\n"
+                    break
         except Exception as error:  # noqa: BLE001 - a provider failure mid-stream ends the stream
             last = f"data: {json.dumps(llm.provider_error(error, call).to_dict())}\n\n"
         bill.settle()  # billed before the last line reaches the client
         yield last
     finally:
         bill.settle()  # the client went away: bill what was generated, before the request ends
+        untrack()
         _close(stream)
 
 

@@ -12,16 +12,18 @@ from typing import Any
 
 import flask
 
+from .app_check import APP_CHECK_HEADER
 from .body_guard import skip_body
 from .chat_request import parse_chat_request
 from .errors import ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
 from .logs import bind_request, log, unbind_request
 from .settings import DEFAULT_MAX_BODY_BYTES
+from .shutdown import SHUTDOWN
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
 MODELS_PATH_SUFFIX = "/v1/models"
-_CORS_HEADERS = "Authorization, Content-Type"
+_CORS_HEADERS = f"Authorization, Content-Type, {APP_CHECK_HEADER}"
 
 Route = Callable[[flask.Request, Instance], flask.Response]
 # Path suffix ("" matches any path) -> HTTP method -> route.
@@ -74,6 +76,8 @@ def _dispatch(
     if route is None:
         raise ApiError(ErrorCode.METHOD_NOT_ALLOWED, f"Use {' or '.join(methods)}.", headers={"Allow": allow})
     assert isinstance(instance, Instance)  # a broken one answered above
+    if SHUTDOWN.draining:  # SIGTERM came: this instance takes no new work
+        raise ApiError(ErrorCode.UNAVAILABLE, "This instance is shutting down; retry.", headers={"Retry-After": "1"})
     return route(request, instance)
 
 
@@ -86,8 +90,10 @@ def chat_completions(request: flask.Request, instance: Instance) -> flask.Respon
     settings = instance.settings
     # The token first: an anonymous sender's body is never waited for.
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.sign_in.check(caller)
     raw = read_body(request, settings.max_body_bytes)
     chat_request = parse_chat_request(raw, settings)
+    instance.app_check.check(request.headers.get(APP_CHECK_HEADER), chat_request.model)
     if not chat_request.stream:
         return json_response(instance.chat.complete(chat_request, caller))
     lines = instance.chat.stream(chat_request, caller)
@@ -100,9 +106,17 @@ def chat_completions(request: flask.Request, instance: Instance) -> flask.Respon
 
 def list_models(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET .../v1/models``: the allowed models, the default first, in OpenAI's list shape."""
-    instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.sign_in.check(instance.verifier.verify_authorization(request.headers.get("Authorization")))
+    instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
+    consume = instance.settings.app_check.consume_models
     data = [
-        {"id": model, "object": "model", "owned_by": model.partition("/")[0] if "/" in model else "system"}
+        {
+            "id": model,
+            "object": "model",
+            "owned_by": model.partition("/")[0] if "/" in model else "system",
+            # The page sends these models a fresh limited-use App Check token: the server consumes it.
+            **({"limited_use_app_check": True} if model in consume else {}),
+        }
         for model in instance.settings.chat_models
     ]
     return json_response({"object": "list", "data": data})
@@ -111,6 +125,7 @@ def list_models(request: flask.Request, instance: Instance) -> flask.Response:
 def usage(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET``: the caller's usage in the current billing period, and their budget."""
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
     return json_response(instance.chat.usage(caller))
 
 

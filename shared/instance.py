@@ -5,6 +5,7 @@ functions-framework's server forks. What it makes lives as long as the instance:
 
 - ``settings``: the typed, immutable configuration;
 - ``verifier``: the firebase-admin app that verifies ID tokens (initialised on first use);
+- ``app_check`` / ``sign_in``: Firebase App Check and the sign-in policy, on the same app;
 - ``billing``: the Lago callback registered on LiteLLM, the keep-alive Lago HTTP client and the
   Firestore outbox (its gRPC client made on first use, after the fork);
 - ``chat``: the chat flow (``ChatService``), holding ``billing``, the Lago accounts (customers,
@@ -24,6 +25,7 @@ import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
+from .app_check import AppCheckGate
 from .auth import TokenVerifier
 from .billing import Billing
 from .budget import BudgetGuard
@@ -34,6 +36,7 @@ from .logs import configure, log
 from .model_prices import register_prices, unpriced_models
 from .secret_env import SecretRetry, unavailable_models
 from .settings import RefusedToStart, Settings, SettingsError, cors_origins_from_env
+from .sign_in_policy import SignInPolicy
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Instance:
     verifier: TokenVerifier
     billing: Billing
     chat: ChatService
+    app_check: AppCheckGate
+    sign_in: SignInPolicy
     # Billing is required but Lago's secrets could not be read at cold start: requests retry them.
     billing_retry: SecretRetry | None = None
 
@@ -148,19 +153,21 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
             cache_s=settings.usage_cache_s,
             team_payers=lago.charge_by == "team_id",
         )
-        if settings.budget_cents is not None:
+        if settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None:
             budget = BudgetGuard(accounts, settings.budget_cents)
-    elif settings.budget_cents is not None:
-        log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS needs Lago (LAGO_API_*) to read usage")
+    elif settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None:
+        log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS and CHAT_NEW_ACCOUNT_BUDGET_CENTS need Lago")
     retry = None
     if settings.require_billing and not billing.enabled:
         retry = SecretRetry.for_missing(settings.lago.missing, env)
+    sign_in = SignInPolicy(settings.sign_in, verifier.firebase_app)
     chat = ChatService(
         billing,
         require_billing=settings.require_billing,
         llm_timeout_s=settings.llm_timeout_s,
         accounts=accounts,
         budget=budget,
+        budget_cap=sign_in.budget_cap_cents,
         unavailable_models=unavailable_models(settings.chat_models, deployed=settings.deployed),
         billing_retry=retry,
     )
@@ -170,5 +177,7 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
         models=list(settings.chat_models),
         billing=billing.enabled,
         budget=budget is not None,
+        app_check=settings.app_check.mode,
     )
-    return Instance(settings, verifier, billing, chat, retry)
+    app_check = AppCheckGate(settings.app_check, verifier.firebase_app)
+    return Instance(settings, verifier, billing, chat, app_check, sign_in, retry)

@@ -53,14 +53,22 @@ def preload() -> None:
 # Most specific first: litellm.Timeout is an APIConnectionError, BadRequest subclasses abound.
 _ERROR_MAP: tuple[tuple[type[BaseException], ErrorCode, str], ...] = (
     (openai.APITimeoutError, ErrorCode.UPSTREAM_TIMEOUT, "The model provider did not answer in time."),
-    (litellm.ContextWindowExceededError, ErrorCode.INVALID_REQUEST, "The messages exceed the model's context window."),
     (
-        litellm.ContentPolicyViolationError,
+        litellm.exceptions.ContextWindowExceededError,
+        ErrorCode.INVALID_REQUEST,
+        "The messages exceed the model's context window.",
+    ),
+    (
+        litellm.exceptions.ContentPolicyViolationError,
         ErrorCode.INVALID_REQUEST,
         "The provider refused the request (content policy).",
     ),
     (openai.RateLimitError, ErrorCode.RATE_LIMITED, "The model provider is rate limiting requests; retry shortly."),
-    (litellm.ServiceUnavailableError, ErrorCode.UNAVAILABLE, "The model provider is unavailable; retry shortly."),
+    (
+        litellm.exceptions.ServiceUnavailableError,
+        ErrorCode.UNAVAILABLE,
+        "The model provider is unavailable; retry shortly.",
+    ),
     (openai.BadRequestError, ErrorCode.INVALID_REQUEST, "The model provider rejected the request as invalid."),
     (openai.UnprocessableEntityError, ErrorCode.INVALID_REQUEST, "The model provider rejected the request as invalid."),
     (openai.AuthenticationError, ErrorCode.UPSTREAM_ERROR, "The model provider rejected this service's credentials."),

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import litellm
-from litellm import CustomLLM
+from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
 PROVIDER = "local"
@@ -57,16 +57,16 @@ class LocalModel(CustomLLM):
         completion = litellm.token_counter(model=_TOKENIZER_MODEL, text=text, count_response_tokens=True)
         return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
-    def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         model_response: ModelResponse = kwargs["model_response"]
         text = answer_for(messages)
-        model_response.choices[0].message.content = text  # type: ignore[union-attr]
+        model_response.choices[0].message.content = text
         model_response.choices[0].finish_reason = "stop"
         model_response.model = model
         model_response.usage = self._usage(messages, text)  # type: ignore[attr-defined]
         return model_response
 
-    def streaming(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:  # type: ignore[override]
+    def streaming(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
         text = answer_for(messages)
         usage = self._usage(messages, text)
         pieces = _pieces(text)
@@ -99,7 +99,7 @@ def register_local_models(models: tuple[str, ...], delay_s: float) -> None:
         *[p for p in litellm.custom_provider_map if p.get("provider") != PROVIDER],
         {"provider": PROVIDER, "custom_handler": LocalModel(delay_s)},
     ]
-    litellm.utils.custom_llm_setup()
+    litellm.utils.custom_llm_setup()  # type: ignore[no-untyped-call]  # LiteLLM leaves it unannotated
     litellm.register_model(
         {
             model: {

@@ -299,7 +299,7 @@ def _checked_text(payload: Any) -> str:
     if "data_crc32c" not in payload or google_crc32c.value(payload.data) != payload.data_crc32c:
         raise CorruptPayload("checksum mismatch")
     try:
-        text = payload.data.decode("utf-8")
+        text: str = payload.data.decode("utf-8")
     except UnicodeDecodeError:
         raise CorruptPayload("not UTF-8") from None
     if "\x00" in text:

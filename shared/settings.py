@@ -11,6 +11,8 @@ from .model_prices import ModelPrice, parse_model_prices
 
 # end_user_id (LiteLLM's default) exists only under the LiteLLM Proxy: here it would bill the uid.
 CHARGE_BY_CHOICES = ("user_id", "team_id")
+APP_CHECK_MODES = ("off", "monitor", "enforce")
+ANONYMOUS_PROVIDER = "anonymous"
 DEFAULT_LOCAL_MODEL = "local/demo"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
@@ -63,12 +65,21 @@ class LagoSettings:
     """Where and how usage events go. ``enabled`` is False when any required value is missing."""
 
     api_base: str = ""
+    """``LAGO_API_BASE``: Lago's API root, e.g. ``https://api.getlago.com`` (no trailing slash)."""
     api_key: str = field(default="", repr=False)
+    """``LAGO_API_KEY``: the Lago API key (a secret: never in a log or a repr)."""
     event_code: str = ""
+    """``LAGO_API_EVENT_CODE``: the billable metric's code every usage event carries."""
     charge_by: str = "user_id"
+    """``LAGO_API_CHARGE_BY``: who pays, ``user_id`` (the uid) or ``team_id`` (``team_claim``)."""
     team_claim: str = "team_id"
+    """``LAGO_TEAM_CLAIM``: the verified token's claim that names the payer when charging by team."""
     flush_timeout_s: float = 3.0
+    """``LAGO_FLUSH_TIMEOUT_S``: one request's billing deadline; what Lago has not taken by then
+    goes to the outbox. 0.1 to 60."""
     plan_code: str = ""
+    """``LAGO_PLAN_CODE``: provision a Lago customer and subscription to this plan on a payer's first
+    call; empty: payers are provisioned elsewhere."""
     bills_cost: bool = False
     """``LAGO_BILLS_COST``: the Lago metric sums ``response_cost`` (billing at cost), so every
     allowlisted model must have a price, or its calls would be billed 0."""
@@ -88,28 +99,91 @@ class LagoSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AppCheckSettings:
+    """Firebase App Check: whether calls must come from the operator's own app."""
+
+    mode: str = "off"
+    """``off``: the header is ignored; ``monitor``: checked, failures logged and served;
+    ``enforce``: a missing or invalid token is a 401. Default: enforce deployed, off locally."""
+    consume_models: tuple[str, ...] = ()
+    """Models whose calls need a limited-use token, consumed on use (replay protection): one App
+    Check API call per request, so meant for the most expensive models only."""
+
+    @property
+    def checks(self) -> bool:
+        return self.mode != "off"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignInSettings:
+    """Which Firebase identities may chat, and the budget of accounts that are new."""
+
+    require_verified_email: bool = False
+    """Refuse (403) a token whose ``email_verified`` claim is not true."""
+    providers: tuple[str, ...] | None = None
+    """Allowed ``firebase.sign_in_provider`` values; None allows any (``anonymous_allowed`` aside)."""
+    anonymous_allowed: bool = True
+    """Anonymous sign-ins may chat: refused by default deployed, unless listed in the providers."""
+    new_account_budget_cents: int | None = None
+    """The budget limit of a payer whose account is younger than ``new_account_days``; off when None."""
+    new_account_days: float = 30.0
+    """How long an account counts as new, from its creation time in Firebase Auth."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the functions read from the environment, parsed and checked once."""
 
     chat_models: tuple[str, ...]
+    """``CHAT_MODELS``: the allowlist of LiteLLM model names, comma-separated; the first is the
+    default. Default ``local/demo``, the embedded offline model."""
     max_tokens: int
+    """``CHAT_MAX_TOKENS``: the cap on a request's ``max_tokens`` / ``max_completion_tokens``
+    (and the worst case a budget reserves when the request sets none). Default 4096."""
     max_body_bytes: int
+    """``CHAT_MAX_BODY_BYTES``: the largest request body; past it, 413. Default 262144 (256 KiB)."""
     max_messages: int
+    """``CHAT_MAX_MESSAGES``: the most messages one request may carry; past it, 400. Default 200."""
     cors_origins: tuple[str, ...]
+    """``CORS_ORIGINS``: browser origins allowed to call, comma-separated (``*``: any). Default none."""
     project_id: str
+    """``GOOGLE_CLOUD_PROJECT`` (else ``GCLOUD_PROJECT``): the Firebase project, the ID tokens'
+    audience."""
     check_revoked: bool
+    """``CHAT_CHECK_REVOKED``: also refuse revoked tokens and disabled users (one Auth API call per
+    request). Default false."""
     allow_anonymous: bool
+    """``ALLOW_ANONYMOUS``: local only, no token needed and every call is uid ``anonymous``; a
+    deployed instance refuses to start with it. Default false."""
     deployed: bool
+    """On Cloud Functions (``K_SERVICE`` set, ``FUNCTIONS_EMULATOR`` not ``true``): set by the
+    platform, not by an operator."""
     llm_timeout_s: float
+    """``CHAT_LLM_TIMEOUT_S``: the provider call's timeout; past it, 504. 0.1 to 3600, default 60."""
     lago: LagoSettings
+    """Billing: the ``LAGO_*`` variables; see ``LagoSettings``."""
     outbox_enabled: bool
+    """``BILLING_OUTBOX``: keep what Lago did not take in time in the Firestore outbox. Default true."""
     require_billing: bool
-    """``CHAT_REQUIRE_BILLING``: answer chat with 503 rather than serve it unbilled. True by
-    default on a deployed instance; an explicit false is logged at WARNING on every cold start."""
+    """``CHAT_REQUIRE_BILLING``: answer chat with 503 rather than serve it unbilled when billing is
+    off. True by default on a deployed instance; an explicit false is logged at WARNING on every
+    cold start."""
     replay_batch_size: int
+    """``BILLING_REPLAY_BATCH``: outbox events a replay run reads and claims at a time (a page)."""
+    replay_budget_s: float
+    """``BILLING_REPLAY_BUDGET_S``: how long one replay run keeps draining; keep it under the
+    function's timeout, with a few seconds for the run's last writes."""
     budget_cents: int | None
+    """``CHAT_BUDGET_CENTS``: each payer's limit for the billing period, in the cost's cents (Lago
+    customer metadata ``chat_budget_cents`` overrides it per payer). Default none: no limit."""
     usage_cache_s: float
+    """``CHAT_USAGE_CACHE_S``: how long a payer's usage read from Lago is reused. 0 to 3600, default 10."""
     local_model_delay_ms: int
+    """``LOCAL_MODEL_DELAY_MS``: the embedded model's pause between streamed words. Default 0."""
+    app_check: AppCheckSettings = field(default_factory=AppCheckSettings)
+    """Firebase App Check (``CHAT_APP_CHECK``, ``CHAT_APP_CHECK_CONSUME_MODELS``)."""
+    sign_in: SignInSettings = field(default_factory=SignInSettings)
+    """Sign-in policy (``CHAT_REQUIRE_VERIFIED_EMAIL``, ``CHAT_SIGN_IN_PROVIDERS``, ``CHAT_NEW_ACCOUNT_*``)."""
     replay_audience: str = ""
     """``REPLAY_AUDIENCE``: the replay function's URL, the audience of the OIDC token its caller
     must present (set by ``deploy.sh``)."""
@@ -182,10 +256,13 @@ class Settings:
             lago=lago,
             outbox_enabled=reader.flag("BILLING_OUTBOX", True),
             require_billing=reader.flag("CHAT_REQUIRE_BILLING", deployed),
-            replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 200, low=1),
+            replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 500, low=1),
+            replay_budget_s=reader.number("BILLING_REPLAY_BUDGET_S", 50.0, low=0.1, high=3600),
             budget_cents=reader.optional_integer("CHAT_BUDGET_CENTS"),
             usage_cache_s=reader.number("CHAT_USAGE_CACHE_S", 10.0, low=0, high=3600),
             local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),
+            app_check=_app_check(reader, deployed, models),
+            sign_in=_sign_in(reader, deployed),
             model_prices=prices,
             replay_audience=reader.text("REPLAY_AUDIENCE"),
             replay_invoker_email=reader.text("REPLAY_INVOKER_EMAIL"),
@@ -193,6 +270,33 @@ class Settings:
         if reader.errors:
             raise (RefusedToStart if reader.refuse_to_start else SettingsError)("; ".join(reader.errors))
         return settings
+
+
+def _app_check(reader: _EnvReader, deployed: bool, models: tuple[str, ...]) -> AppCheckSettings:
+    mode = reader.text("CHAT_APP_CHECK").lower() or ("enforce" if deployed else "off")
+    if mode not in APP_CHECK_MODES:
+        reader.errors.append(f"CHAT_APP_CHECK must be one of {', '.join(APP_CHECK_MODES)}")
+    consume = reader.csv("CHAT_APP_CHECK_CONSUME_MODELS")
+    unknown = [model for model in consume if model not in models]
+    if unknown:
+        reader.errors.append(f"CHAT_APP_CHECK_CONSUME_MODELS names models not in CHAT_MODELS: {', '.join(unknown)}")
+    if consume and mode == "off":
+        reader.errors.append("CHAT_APP_CHECK_CONSUME_MODELS needs CHAT_APP_CHECK=monitor or enforce")
+    return AppCheckSettings(mode=mode, consume_models=consume)
+
+
+def _sign_in(reader: _EnvReader, deployed: bool) -> SignInSettings:
+    providers = reader.csv("CHAT_SIGN_IN_PROVIDERS") or None
+    budget = reader.optional_integer("CHAT_NEW_ACCOUNT_BUDGET_CENTS")
+    if budget is not None and budget < 0:
+        reader.errors.append("CHAT_NEW_ACCOUNT_BUDGET_CENTS must be at least 0")
+    return SignInSettings(
+        require_verified_email=reader.flag("CHAT_REQUIRE_VERIFIED_EMAIL", False),
+        providers=providers,
+        anonymous_allowed=ANONYMOUS_PROVIDER in providers if providers else not deployed,
+        new_account_budget_cents=budget,
+        new_account_days=reader.number("CHAT_NEW_ACCOUNT_DAYS", 30.0, low=0, high=3650),
+    )
 
 
 class _EnvReader:

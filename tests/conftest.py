@@ -5,6 +5,9 @@
 - ``auth_emulator`` (firebase-tools) and ``firestore_emulator`` (gcloud): real emulators.
 - ``chat_server``: ``functions-framework`` serving ``functions/main.py`` wired to all of them.
   ``function_server(**env)`` starts another one with different settings (slower: a cold start).
+- ``app_check_keys``: App Check's JWKS and replay API with keys of our own; ``guarded_server``
+  (App Check enforced, production token path) and ``monitor_server`` (App Check monitored,
+  Auth emulator) both apply the sign-in policy of ``SIGN_IN_POLICY_ENV``.
 """
 
 from __future__ import annotations
@@ -12,21 +15,26 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from google.cloud import firestore
 
+from tests.standins.app_check_keys import FakeAppCheck
 from tests.standins.google_certs import FakeGoogleCerts
 from tests.standins.lago import API_KEY as LAGO_KEY
 from tests.standins.lago import FakeLago
 from tests.standins.openai_llm import FakeOpenAI
+from tests.support.api import DEFAULT_MODEL
 from tests.support.processes import ROOT, AuthEmulator, FirestoreEmulator, FunctionServer
+
+__all__ = ["DEFAULT_MODEL"]  # re-exported: modules import it from here
 
 PROJECT_ID = "demo-chat-tests"
 OPENAI_KEY = "sk-test-provider-secret-do-not-log"
 EVENT_CODE = "llm_tokens"
-DEFAULT_MODEL = "openai/gpt-4o-mini"
 _counter = itertools.count()
 
 
@@ -80,6 +88,19 @@ def firestore_emulator() -> Iterator[FirestoreEmulator]:
     emulator = FirestoreEmulator().start()
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def firestore_client(firestore_emulator: FirestoreEmulator) -> Iterator[firestore.Client]:
+    """A Firestore client of the emulator, for reading the billing outbox from the tests.
+
+    The client finds the emulator through ``FIRESTORE_EMULATOR_HOST``; it is set for the session
+    and restored at its end, so no test leaves the process environment changed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host)
+        client = firestore.Client(project=PROJECT_ID)
+        yield client
+        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -144,6 +165,51 @@ def prod_auth_server(function_server: Callable[..., FunctionServer], google_cert
     )
 
 
+@pytest.fixture(scope="session")
+def app_check_keys() -> Iterator[FakeAppCheck]:
+    server = FakeAppCheck().start()
+    yield server
+    server.stop()
+
+
+CONSUME_MODEL = "local/demo"  # the "expensive" model whose App Check tokens are single-use
+SIGN_IN_POLICY_ENV = {
+    "CHAT_REQUIRE_VERIFIED_EMAIL": "true",
+    "CHAT_SIGN_IN_PROVIDERS": "password,google.com",
+    "CHAT_NEW_ACCOUNT_BUDGET_CENTS": "0",
+    "CHAT_NEW_ACCOUNT_DAYS": "30",
+}
+
+
+def _app_check_env(keys: FakeAppCheck, mode: str) -> dict[str, str | None]:
+    return {
+        "CHAT_APP_CHECK": mode,
+        "CHAT_APP_CHECK_CONSUME_MODELS": CONSUME_MODEL,
+        "TEST_APP_CHECK_JWKS_URL": keys.jwks_url,
+        "TEST_APP_CHECK_VERIFY_URL": keys.verify_url_format,
+        "PYTHONPATH": str(ROOT / "tests" / "support" / "cert_override"),
+        **SIGN_IN_POLICY_ENV,
+    }
+
+
+@pytest.fixture(scope="session")
+def guarded_server(
+    function_server: Callable[..., FunctionServer], google_certs: FakeGoogleCerts, app_check_keys: FakeAppCheck
+) -> FunctionServer:
+    """App Check enforced and the sign-in policy, on the production ID-token path (signed tokens)."""
+    return function_server(
+        FIREBASE_AUTH_EMULATOR_HOST=None,
+        TEST_ID_TOKEN_CERT_URI=google_certs.url,
+        **_app_check_env(app_check_keys, "enforce"),
+    )
+
+
+@pytest.fixture(scope="session")
+def monitor_server(function_server: Callable[..., FunctionServer], app_check_keys: FakeAppCheck) -> FunctionServer:
+    """App Check monitored and the sign-in policy, with Auth emulator users."""
+    return function_server(**_app_check_env(app_check_keys, "monitor"))
+
+
 class User:
     def __init__(self, uid: str, token: str, email: str) -> None:
         self.uid, self.token, self.email = uid, token, email
@@ -168,3 +234,19 @@ def new_user(auth_emulator: AuthEmulator) -> Callable[[], User]:
 @pytest.fixture
 def user(new_user: Callable[[], User]) -> User:
     return new_user()
+
+
+@pytest.fixture
+def member(auth_emulator: AuthEmulator, new_user: Callable[[], User]) -> Callable[..., User]:
+    """An Auth emulator user as the sign-in policy sees it: email verified or not, created days ago."""
+
+    def make(*, verified: bool = True, age_days: float = 60) -> User:
+        user = new_user()
+        created_ms = int((time.time() - age_days * 86400) * 1000)
+        auth_emulator.admin(
+            "POST", "accounts:update", {"localId": user.uid, "emailVerified": verified, "createdAt": str(created_ms)}
+        )
+        user.token = auth_emulator.sign_in(user.email)
+        return user
+
+    return make

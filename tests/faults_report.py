@@ -24,6 +24,7 @@ class Cell:
     resends: int  # events Lago refused as already stored (harmless: same id, same timestamp)
     deferred: int  # events that were in the outbox before the cell's replay
     unbillable: int = 0  # calls cut by SIGKILL: nothing of the server runs after it (see docs)
+    note: str = ""  # what else the cell measured (e.g. a drain rate)
 
     def line(self) -> str:
         return (
@@ -31,6 +32,7 @@ class Cell:
             f"lost {self.lost}  duplicated {self.duplicated}  unexpected {self.unexpected}  "
             f"resends {self.resends}  deferred {self.deferred}"
             + (f"  unbillable (killed) {self.unbillable}" if self.unbillable else "")
+            + (f"  [{self.note}]" if self.note else "")
         )
 
 

@@ -34,9 +34,9 @@ from schemathesis.specs.openapi.checks import (
 from tests.conftest import DEFAULT_MODEL, PROJECT_ID, User
 from tests.standins.google_certs import FakeGoogleCerts
 from tests.standins.lago import FakeLago
+from tests.support.api import CHAT
 from tests.support.processes import ROOT, AuthEmulator, FunctionServer
 
-CHAT = "/v1/chat/completions"
 DOCUMENT = yaml.safe_load((ROOT / "openapi.yaml").read_text())
 SCHEMA = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 CHAT_POST = SCHEMA[CHAT]["POST"]

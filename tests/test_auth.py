@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import PROJECT_ID, User
 from tests.standins.google_certs import FakeGoogleCerts, unsigned_token
-from tests.support.processes import ROOT, FunctionServer
+from tests.support.api import CHAT
+from tests.support.processes import ROOT, VENV_BIN, FunctionServer, source_env
 
-CHAT = "/v1/chat/completions"
 BODY = {"messages": [{"role": "user", "content": "hello"}]}
 
 
@@ -145,12 +145,10 @@ def test_anonymous_switch_serves_without_a_token_locally(function_server, fake_l
 
 def exits_at_start(env: dict[str, str]) -> str:
     """Start functions-framework with ``env``; it must exit. Its output."""
-    from tests.support.processes import ROOT, VENV_BIN
-
     result = subprocess.run(
         [str(VENV_BIN / "functions-framework"), "--source", "functions/main.py", "--target", "chat", "--port", "0"],
         cwd=ROOT,
-        env=env,
+        env=source_env(env),
         capture_output=True,
         text=True,
         timeout=60,

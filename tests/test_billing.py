@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -18,25 +17,11 @@ from httpx_sse import connect_sse
 
 from tests.conftest import DEFAULT_MODEL, EVENT_CODE, PROJECT_ID, User
 from tests.standins.lago import FakeLago
+from tests.support.api import CHAT, ask, chat, stream_body
+from tests.support.outbox_seed import seed_outbox
 from tests.support.processes import FunctionServer
 
-CHAT = "/v1/chat/completions"
-
-
-def ask(text: str = "bill me please") -> dict[str, Any]:
-    return {"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": text}]}
-
-
-def stream_body(text: str = "bill me please", include_usage: bool = True) -> dict[str, Any]:
-    return {**ask(text), "stream": True, "stream_options": {"include_usage": include_usage}}
-
-
-@pytest.fixture(scope="session")
-def firestore_client(firestore_emulator) -> Iterator[firestore.Client]:
-    os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_emulator.host
-    client = firestore.Client(project=PROJECT_ID)
-    yield client
-    client.close()
+BILL_ME = "bill me please"  # the token counts asserted below are this prompt's
 
 
 @pytest.fixture
@@ -61,10 +46,6 @@ def replay(server: FunctionServer) -> dict[str, int]:
     response = httpx.post(server.url + "/", timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def chat(server: FunctionServer, user: User, body: dict[str, Any], timeout: float = 30) -> httpx.Response:
-    return httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=timeout)
 
 
 # --- one event per call, in Lago before the last byte -----------------------------------------
@@ -112,8 +93,8 @@ def test_stream_is_billed_once_before_done(chat_server: FunctionServer, fake_lag
 
 def test_each_request_bills_its_own_user(chat_server: FunctionServer, fake_lago: FakeLago, new_user) -> None:
     alice, bob = new_user(), new_user()
-    chat(chat_server, alice, ask())
-    chat(chat_server, bob, {**ask(), "user": alice.uid})
+    chat(chat_server, alice, ask(BILL_ME))
+    chat(chat_server, bob, {**ask(BILL_ME), "user": alice.uid})
     assert len(fake_lago.events(alice.uid)) == 1
     assert len(fake_lago.events(bob.uid)) == 1
 
@@ -134,7 +115,7 @@ def test_model_missing_from_cost_map_is_billed_by_tokens_and_logged_once(
     chat_server: FunctionServer, fake_lago: FakeLago, user: User
 ) -> None:
     for _ in range(2):
-        assert chat(chat_server, user, {**ask(), "model": "openai/not-in-cost-map"}).status_code == 200
+        assert chat(chat_server, user, {**ask(BILL_ME), "model": "openai/not-in-cost-map"}).status_code == 200
     events = fake_lago.events(user.uid)
     assert len(events) == 2
     assert all("response_cost" not in e["properties"] and e["properties"]["total_tokens"] == 11 for e in events)
@@ -148,7 +129,7 @@ def test_billed_from_the_response_when_litellm_drops_its_callback(function_serve
     response = chat(server, user, ask("one two three"))
     with (
         httpx.Client(timeout=30) as client,
-        connect_sse(client, "POST", server.url + CHAT, json=stream_body(), headers=user.headers) as source,
+        connect_sse(client, "POST", server.url + CHAT, json=stream_body(BILL_ME), headers=user.headers) as source,
     ):
         list(source.iter_sse())
     events = fake_lago.events(user.uid)
@@ -170,7 +151,7 @@ def freezable_server(function_server) -> Iterator[FunctionServer]:
 
 def test_event_is_in_lago_when_the_instance_freezes(freezable_server: FunctionServer, fake_lago, user: User) -> None:
     ids = []
-    for round_, body in enumerate([ask(), stream_body()] * 3, start=1):
+    for round_, body in enumerate([ask(BILL_ME), stream_body(BILL_ME)] * 3, start=1):
         with httpx.Client(timeout=30) as client:
             response = client.post(freezable_server.url + CHAT, json=body, headers=user.headers)
             freezable_server.signal(signal.SIGSTOP)  # the instance's CPU stops with the response
@@ -225,7 +206,7 @@ def test_stream_failing_midway_is_billed_as_partial(chat_server, fake_lago: Fake
 def test_transient_lago_faults_are_retried_within_the_deadline(chat_server, fake_lago, user: User, plan) -> None:
     fake_lago.plan(*plan)
     started = time.monotonic()
-    response = chat(chat_server, user, ask())
+    response = chat(chat_server, user, ask(BILL_ME))
     assert response.status_code == 200
     assert time.monotonic() - started < 1.5 + 1.0
     events = fake_lago.events(user.uid)
@@ -235,7 +216,7 @@ def test_transient_lago_faults_are_retried_within_the_deadline(chat_server, fake
 def test_lago_hanging_past_the_deadline_defers_to_the_outbox(chat_server, fake_lago, user: User, outbox) -> None:
     fake_lago.plan("hang:3")
     started = time.monotonic()
-    response = chat(chat_server, user, ask())
+    response = chat(chat_server, user, ask(BILL_ME))
     elapsed = time.monotonic() - started
     assert response.status_code == 200
     assert elapsed < 1.5 + 5.5, "bounded by the billing deadline plus the outbox write"
@@ -249,10 +230,12 @@ def test_lago_down_keeps_chat_working_and_replay_delivers_once(
 ) -> None:
     fake_lago.stop()
     try:
-        responses = [chat(chat_server, user, ask()) for _ in range(3)]
+        responses = [chat(chat_server, user, ask(BILL_ME)) for _ in range(3)]
         with (
             httpx.Client(timeout=30) as client,
-            connect_sse(client, "POST", chat_server.url + CHAT, json=stream_body(), headers=user.headers) as source,
+            connect_sse(
+                client, "POST", chat_server.url + CHAT, json=stream_body(BILL_ME), headers=user.headers
+            ) as source,
         ):
             stream_id = json.loads(list(source.iter_sse())[0].data)["id"]
     finally:
@@ -275,11 +258,24 @@ def test_lago_down_keeps_chat_working_and_replay_delivers_once(
     assert len(fake_lago.events(user.uid)) == 4
 
 
+def test_replay_with_a_slow_lago_drains_the_outbox_and_answers_200(
+    replay_server, fake_lago: FakeLago, firestore_client: firestore.Client, user: User, outbox
+) -> None:
+    """Seen: 40 events and Lago at 0.4 s a request ended the run in a 500 after 5.3 s, 27 left."""
+    ids = seed_outbox(firestore_client, user.uid, 40)
+    fake_lago.delay_for(user.uid, 0.4)
+    report = replay(replay_server)
+    assert (report["delivered"], report["remaining"]) == (40, 0)
+    assert report["requests"] == 1, "one batch request for the 40"
+    assert sorted(e["transaction_id"] for e in fake_lago.events(user.uid)) == sorted(ids)
+    assert outbox(user.uid) == []
+
+
 def test_replay_of_an_event_lago_already_has_counts_as_delivered(
     chat_server, replay_server, fake_lago: FakeLago, user: User, outbox
 ) -> None:
     fake_lago.plan("hang:2.5")  # Lago stores it after the function gave up on it
-    response = chat(chat_server, user, ask())
+    response = chat(chat_server, user, ask(BILL_ME))
     assert [d["id"] for d in outbox(user.uid)] == [response.json()["id"]]
     fake_lago.wait_for_events(user.uid, 1)
     before = fake_lago.duplicates
@@ -291,7 +287,7 @@ def test_replay_of_an_event_lago_already_has_counts_as_delivered(
 
 def test_event_lago_refuses_stays_visible_as_failed(chat_server, replay_server, fake_lago, user: User, outbox) -> None:
     fake_lago.plan("400")
-    response = chat(chat_server, user, ask())
+    response = chat(chat_server, user, ask(BILL_ME))
     assert response.status_code == 200
     docs = outbox(user.uid)
     assert [(d["id"], d["status"]) for d in docs] == [(response.json()["id"], "failed")]
@@ -310,10 +306,10 @@ def test_slow_lago_for_one_request_does_not_delay_the_others(function_server, fa
     slow, others = new_user(), [new_user() for _ in range(19)]
     arrived, release = fake_lago.hold(slow.uid)
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        slow_response = pool.submit(chat, server, slow, ask())
+        slow_response = pool.submit(chat, server, slow, ask(BILL_ME))
         assert arrived.wait(10), "the slow request's event reached Lago and is held there"
         # Lago still holds the slow request's event: the others must finish regardless.
-        other_responses = list(pool.map(lambda u: chat(server, u, ask(), timeout=15), others))
+        other_responses = list(pool.map(lambda u: chat(server, u, ask(BILL_ME), timeout=15), others))
         assert not slow_response.done()
         release.set()
         assert slow_response.result().status_code == 200
@@ -325,7 +321,7 @@ def test_callback_registered_once_with_concurrent_first_requests(function_server
     server = function_server()
     users = [new_user() for _ in range(10)]
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
-        responses = list(pool.map(lambda u: chat(server, u, ask()), users))
+        responses = list(pool.map(lambda u: chat(server, u, ask(BILL_ME)), users))
     assert all(r.status_code == 200 for r in responses)
     assert [line["message"] for line in server.log_lines()].count("lago_logging_enabled") == 1
     for u, r in zip(users, responses, strict=True):
@@ -353,10 +349,10 @@ def test_team_billing_charges_the_team_claim_of_the_token(function_server, fake_
         "POST", "accounts:update", {"localId": member.uid, "customAttributes": '{"team_id": "team-42"}'}
     )
     member.token = auth_emulator.sign_in(member.email)
-    response = chat(server, member, {**ask(), "user": "team-other"})
+    response = chat(server, member, {**ask(BILL_ME), "user": "team-other"})
     assert response.status_code == 200
     assert [e["transaction_id"] for e in fake_lago.events("team-42")] == [response.json()["id"]]
-    refused = chat(server, loner, ask())
+    refused = chat(server, loner, ask(BILL_ME))
     assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
     assert fake_lago.events(loner.uid) == []
 
@@ -364,7 +360,7 @@ def test_team_billing_charges_the_team_claim_of_the_token(function_server, fake_
 def test_replay_backs_off_per_event_while_lago_stays_down(chat_server, replay_server, fake_lago, user, outbox) -> None:
     fake_lago.stop()
     try:
-        response = chat(chat_server, user, ask())
+        response = chat(chat_server, user, ask(BILL_ME))
         first = replay(replay_server)
         second = replay(replay_server)  # right away: the event is not due again yet
     finally:
@@ -378,6 +374,6 @@ def test_replay_backs_off_per_event_while_lago_stays_down(chat_server, replay_se
 
 def test_chat_refuses_unbilled_service_when_billing_is_required(function_server, fake_lago, user) -> None:
     server = function_server(LAGO_API_KEY=None, CHAT_REQUIRE_BILLING="true")
-    response = chat(server, user, ask())
+    response = chat(server, user, ask(BILL_ME))
     assert response.status_code == 503
     assert response.json()["error"]["message"] == "Chat is unavailable: billing is not working on this instance."

@@ -11,13 +11,8 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.conftest import DEFAULT_MODEL, OPENAI_KEY, User
+from tests.support.api import CHAT, messages
 from tests.support.processes import FunctionServer
-
-CHAT = "/v1/chat/completions"
-
-
-def ask(text: str = "hello there") -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 def post(server: FunctionServer, user: User | None, body: object, path: str = CHAT, **kwargs: object) -> httpx.Response:
@@ -37,7 +32,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 
 def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, user: User) -> None:
-    response = post(chat_server, user, {"model": DEFAULT_MODEL, "messages": ask("one two three")})
+    response = post(chat_server, user, {"model": DEFAULT_MODEL, "messages": messages("one two three")})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["object"] == "chat.completion"
@@ -48,14 +43,14 @@ def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, us
 
 
 def test_model_defaults_to_first_allowed_model(chat_server: FunctionServer, user: User, fake_llm) -> None:
-    response = post(chat_server, user, {"messages": ask("default model please")})
+    response = post(chat_server, user, {"messages": messages("default model please")})
     assert response.status_code == 200
     assert response.json()["model"] == DEFAULT_MODEL
     assert fake_llm.requests[-1]["model"] == "gpt-4o-mini"
 
 
 def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, user: User) -> None:
-    body = {"messages": ask("stream me"), "stream": True, "stream_options": {"include_usage": True}}
+    body = {"messages": messages("stream me"), "stream": True, "stream_options": {"include_usage": True}}
     with (
         httpx.Client(timeout=30) as client,
         connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
@@ -72,7 +67,7 @@ def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, use
 
 
 def test_streaming_without_include_usage_sends_no_usage_chunk(chat_server: FunctionServer, user: User) -> None:
-    body = {"messages": ask("stream me"), "stream": True}
+    body = {"messages": messages("stream me"), "stream": True}
     with (
         httpx.Client(timeout=30) as client,
         connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
@@ -84,11 +79,11 @@ def test_streaming_without_include_usage_sends_no_usage_chunk(chat_server: Funct
 
 def test_official_openai_client_works_json_and_stream(chat_server: FunctionServer, user: User) -> None:
     client = openai.OpenAI(base_url=f"{chat_server.url}/v1", api_key=user.token, max_retries=0)
-    completion = client.chat.completions.create(model=DEFAULT_MODEL, messages=ask("hi"))
+    completion = client.chat.completions.create(model=DEFAULT_MODEL, messages=messages("hi"))
     assert completion.choices[0].message.content == "word0 word1 word2 word3 word4"
     assert completion.usage is not None and completion.usage.total_tokens == 9
     stream = client.chat.completions.create(
-        model=DEFAULT_MODEL, messages=ask("hi"), stream=True, stream_options={"include_usage": True}
+        model=DEFAULT_MODEL, messages=messages("hi"), stream=True, stream_options={"include_usage": True}
     )
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "word0 word1 word2 word3 word4"
@@ -96,26 +91,26 @@ def test_official_openai_client_works_json_and_stream(chat_server: FunctionServe
 
 
 def test_hosting_rewrite_prefix_is_served(chat_server: FunctionServer, user: User) -> None:
-    response = post(chat_server, user, {"messages": ask()}, path="/api/v1/chat/completions")
+    response = post(chat_server, user, {"messages": messages()}, path="/api/v1/chat/completions")
     assert response.status_code == 200
 
 
 def test_max_tokens_is_capped_by_settings(function_server, fake_llm, user: User) -> None:
     server = function_server(CHAT_MAX_TOKENS="3")
-    response = post(server, user, {"messages": ask("#words:10"), "max_tokens": 50})
+    response = post(server, user, {"messages": messages("#words:10"), "max_tokens": 50})
     assert response.status_code == 200
     assert fake_llm.requests[-1]["max_tokens"] == 3
     assert response.json()["usage"]["completion_tokens"] == 3
 
 
 def test_user_field_does_not_reach_provider_or_billing(chat_server: FunctionServer, user: User, fake_llm) -> None:
-    response = post(chat_server, user, {"messages": ask(), "user": "someone-else"})
+    response = post(chat_server, user, {"messages": messages(), "user": "someone-else"})
     assert response.status_code == 200
     assert "user" not in fake_llm.requests[-1]
 
 
 def test_local_demo_model_answers_without_a_provider(chat_server: FunctionServer, user: User) -> None:
-    response = post(chat_server, user, {"model": "local/demo", "messages": ask("ping")})
+    response = post(chat_server, user, {"model": "local/demo", "messages": messages("ping")})
     assert response.status_code == 200
     body = response.json()
     assert body["choices"][0]["message"]["content"] == "This is the local demo model. You said: ping"
@@ -160,13 +155,13 @@ def test_models_needs_a_token_and_get(chat_server: FunctionServer, user: User) -
         ({"messages": [{"role": "wizard", "content": "x"}]}, 400, "invalid_request"),
         ({"messages": [{"role": "user", "content": 5}]}, 400, "invalid_request"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400, "invalid_request"),
-        ({"messages": ask(), "temperature": "hot"}, 400, "invalid_request"),
-        ({"messages": ask(), "temperature": 9}, 400, "invalid_request"),
-        ({"messages": ask(), "max_tokens": 0}, 400, "invalid_request"),
-        ({"messages": ask(), "stream": "yes"}, 400, "invalid_request"),
-        ({"messages": ask(), "stop": [1]}, 400, "invalid_request"),
-        ({"messages": ask(), "model": "gpt-9-secret"}, 404, "model_not_found"),
-        ({"messages": ask(), "model": 7}, 400, "invalid_request"),
+        ({"messages": messages(), "temperature": "hot"}, 400, "invalid_request"),
+        ({"messages": messages(), "temperature": 9}, 400, "invalid_request"),
+        ({"messages": messages(), "max_tokens": 0}, 400, "invalid_request"),
+        ({"messages": messages(), "stream": "yes"}, 400, "invalid_request"),
+        ({"messages": messages(), "stop": [1]}, 400, "invalid_request"),
+        ({"messages": messages(), "model": "gpt-9-secret"}, 404, "model_not_found"),
+        ({"messages": messages(), "model": 7}, 400, "invalid_request"),
     ],
 )
 def test_bad_bodies_get_documented_4xx(chat_server: FunctionServer, user: User, body, status, code) -> None:
@@ -182,12 +177,12 @@ def test_text_content_parts_are_accepted(chat_server: FunctionServer, user: User
 
 
 def test_oversized_body_is_413(chat_server: FunctionServer, user: User) -> None:
-    body = {"messages": ask("x" * (300 * 1024))}
+    body = {"messages": messages("x" * (300 * 1024))}
     assert_error(post(chat_server, user, body), 413, "request_too_large")
 
 
 def test_too_many_messages_is_400(chat_server: FunctionServer, user: User) -> None:
-    assert_error(post(chat_server, user, {"messages": ask() * 201}), 400, "invalid_request")
+    assert_error(post(chat_server, user, {"messages": messages() * 201}), 400, "invalid_request")
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
@@ -198,7 +193,7 @@ def test_wrong_method_is_405(chat_server: FunctionServer, user: User, method: st
 
 @pytest.mark.parametrize("path", ["/", "/v1/completions", "/v1/chat/completions/extra", "/v2/chat/completions"])
 def test_wrong_path_is_404(chat_server: FunctionServer, user: User, path: str) -> None:
-    assert_error(post(chat_server, user, {"messages": ask()}, path=path), 404, "not_found")
+    assert_error(post(chat_server, user, {"messages": messages()}, path=path), 404, "not_found")
 
 
 @pytest.mark.parametrize(
@@ -207,7 +202,7 @@ def test_wrong_path_is_404(chat_server: FunctionServer, user: User, path: str) -
 )
 def test_missing_or_garbled_authorization_is_401(chat_server: FunctionServer, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    assert_error(post(chat_server, None, {"messages": ask()}, headers=headers), 401, "invalid_api_key")
+    assert_error(post(chat_server, None, {"messages": messages()}, headers=headers), 401, "invalid_api_key")
 
 
 def test_cors_preflight_allows_configured_origin(chat_server: FunctionServer) -> None:
@@ -234,8 +229,8 @@ def test_cors_preflight_refuses_other_origins(chat_server: FunctionServer) -> No
 
 def test_cors_headers_on_answers_and_errors(chat_server: FunctionServer, user: User) -> None:
     origin = {"Origin": "http://localhost:5002"}
-    ok = post(chat_server, user, {"messages": ask()}, headers=origin)
-    bad = post(chat_server, None, {"messages": ask()}, headers=origin)
+    ok = post(chat_server, user, {"messages": messages()}, headers=origin)
+    bad = post(chat_server, None, {"messages": messages()}, headers=origin)
     assert ok.headers["access-control-allow-origin"] == "http://localhost:5002"
     assert bad.status_code == 401 and bad.headers["access-control-allow-origin"] == "http://localhost:5002"
 
@@ -257,17 +252,17 @@ def test_cors_headers_on_answers_and_errors(chat_server: FunctionServer, user: U
 def test_provider_errors_map_to_openai_statuses(
     chat_server: FunctionServer, user: User, directive: str, status: int, code: str
 ) -> None:
-    error = assert_error(post(chat_server, user, {"messages": ask(directive)}), status, code)
+    error = assert_error(post(chat_server, user, {"messages": messages(directive)}), status, code)
     assert OPENAI_KEY not in json.dumps(error)
 
 
 def test_provider_error_before_stream_starts_is_a_json_error(chat_server: FunctionServer, user: User) -> None:
-    response = post(chat_server, user, {"messages": ask("#status:503"), "stream": True})
+    response = post(chat_server, user, {"messages": messages("#status:503"), "stream": True})
     assert_error(response, 503, "service_unavailable")
 
 
 def test_stream_cut_midway_ends_with_one_error_event(chat_server: FunctionServer, user: User) -> None:
-    body = {"messages": ask("#cut:2 #words:6"), "stream": True}
+    body = {"messages": messages("#cut:2 #words:6"), "stream": True}
     with (
         httpx.Client(timeout=30) as client,
         connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
@@ -283,7 +278,7 @@ def test_logs_are_json_lines_with_trace_and_no_secrets(chat_server: FunctionServ
     post(
         chat_server,
         user,
-        {"messages": ask("#status:429 secret prompt words")},
+        {"messages": messages("#status:429 secret prompt words")},
         headers={"X-Cloud-Trace-Context": trace},
     )
     logs = chat_server.logs()
@@ -305,7 +300,7 @@ def test_misconfigured_instance_answers_503_that_a_browser_can_read(
     misconfigured_server: FunctionServer, user: User
 ) -> None:
     origin = "https://chat.example.com"
-    response = post(misconfigured_server, user, {"messages": ask()}, headers={"Origin": origin})
+    response = post(misconfigured_server, user, {"messages": messages()}, headers={"Origin": origin})
     error = assert_error(response, 503, "service_unavailable")
     assert "misconfigured" in str(error["message"])
     assert "CHAT_MAX_TOKENS" not in response.text, "the keys are for the operators' log, not the client"

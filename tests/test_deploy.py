@@ -8,12 +8,14 @@ The other tests need no API (bad settings, --dry-run, --help, shellcheck) or onl
 from __future__ import annotations
 
 import copy
+import fnmatch
 import io
 import json
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -166,21 +168,37 @@ def test_deploy_sizes_and_runs_each_function_as_its_own_service_account(deployme
         assert "secretEnvironmentVariables" not in service  # the code reads Secret Manager itself
 
 
-def test_deploy_uploads_main_py_shared_and_requirements_only(deployment: Deployment) -> None:
-    shared = {
-        f"shared/{path.relative_to(ROOT / 'shared').as_posix()}"
-        for path in (ROOT / "shared").rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+def firebase_predeploy_upload(tmp: Path) -> dict[str, bytes]:
+    """What ``firebase deploy`` would upload: firebase.json's functions predeploy run as the CLI
+    runs it (a shell in the project folder, ``RESOURCE_DIR`` = the source), less its ``ignore``."""
+    (config,) = json.loads((ROOT / "firebase.json").read_text())["functions"]
+    resource_dir = tmp / "firebase-source"
+    env = base_env(tmp) | {"PROJECT_DIR": str(ROOT), "RESOURCE_DIR": str(resource_dir)}
+    for command in config["predeploy"]:
+        subprocess.run(command, shell=True, cwd=ROOT, env=env, check=True, timeout=60)
+    return {
+        path.relative_to(resource_dir).as_posix(): path.read_bytes()
+        for path in resource_dir.rglob("*")
+        if path.is_file()
+        and not any(
+            fnmatch.fnmatch(part, pattern)
+            for part in path.relative_to(resource_dir).parts
+            for pattern in config["ignore"]
+        )
     }
-    expected = {"main.py", "requirements.txt"} | shared
+
+
+def test_deploy_sh_and_firebase_deploy_upload_the_same_files(deployment: Deployment, tmp_path: Path) -> None:
+    firebase = firebase_predeploy_upload(tmp_path)
+    assert {"main.py", "requirements.txt", "functions.yaml", "shared/settings.py"} <= firebase.keys()
+    assert firebase["main.py"] == (ROOT / "functions" / "main.py").read_bytes()
+    assert firebase["requirements.txt"] == (ROOT / "requirements.txt").read_bytes()
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in firebase)
     for name in FUNCTIONS:
-        files = {f for f in deployment.apis.source_files(deployment.after_first[name]) if not f.endswith("/")}
-        assert files == expected, name
-    source = deployment.after_first["chat"]["buildConfig"]["source"]["storageSource"]["object"]
-    with zipfile.ZipFile(io.BytesIO(deployment.apis.uploads[source])) as archive:
-        assert archive.read("main.py") == (ROOT / "functions" / "main.py").read_bytes()
-        assert archive.read("shared/settings.py") == (ROOT / "shared" / "settings.py").read_bytes()
-        assert archive.read("requirements.txt") == (ROOT / "requirements.txt").read_bytes()
+        object_name = deployment.after_first[name]["buildConfig"]["source"]["storageSource"]["object"]
+        with zipfile.ZipFile(io.BytesIO(deployment.apis.uploads[object_name])) as archive:
+            uploaded = {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+        assert uploaded == firebase, name
 
 
 def test_deploy_creates_one_service_account_per_function_once(deployment: Deployment) -> None:
@@ -378,6 +396,39 @@ def test_dry_run_with_use_set_secrets_injects_them_instead(tmp_path: Path, tripw
     assert "SECRETS:" not in result.stdout
 
 
+def test_dry_run_passes_app_check_and_sign_in_settings_and_grants_their_roles(
+    tmp_path: Path, tripwire_gcloud: tuple[str, Path]
+) -> None:
+    gcloud, _ = tripwire_gcloud
+    guards = {
+        "CHAT_APP_CHECK": "enforce",
+        "CHAT_APP_CHECK_CONSUME_MODELS": "openai/gpt-4o-mini",
+        "CHAT_SIGN_IN_PROVIDERS": "password,google.com",
+        "CHAT_NEW_ACCOUNT_BUDGET_CENTS": "50",
+    }
+    result = run_deploy(base_env(tmp_path) | SETTINGS | guards | {"GCLOUD": gcloud}, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    for name, value in guards.items():
+        assert f"{name}: '{value}'" in result.stdout
+    granted = {
+        (member, role)
+        for c in dry_run_commands(result.stdout)
+        for member in c
+        if member.startswith("--member=")
+        for role in c
+        if role.startswith("--role=roles/firebase")
+    }
+    # Only chat consumes App Check tokens; chat (the reservation) and usage (the budget shown)
+    # read new accounts' creation times.
+    assert granted == {
+        (f"--member={MEMBER['chat']}", "--role=roles/firebaseappcheck.tokenVerifier"),
+        (f"--member={MEMBER['chat']}", "--role=roles/firebaseauth.viewer"),
+        (f"--member={MEMBER['usage']}", "--role=roles/firebaseauth.viewer"),
+    }
+    plain = run_deploy(base_env(tmp_path) | SETTINGS | {"GCLOUD": gcloud}, "--dry-run")
+    assert "firebaseappcheck" not in plain.stdout and "firebaseauth" not in plain.stdout
+
+
 def test_help_describes_the_settings(tmp_path: Path) -> None:
     result = run_deploy(base_env(tmp_path), "--help")
     assert result.returncode == 0
@@ -401,14 +452,19 @@ DISCOVERY = """
 const fs = require("fs");
 const yaml = require("yaml");
 const discovery = require("firebase-tools/lib/deploy/functions/runtimes/discovery/v1alpha1");
-const spec = yaml.parse(fs.readFileSync("functions/functions.yaml", "utf8"));
+const spec = yaml.parse(fs.readFileSync(process.argv[1], "utf8"));
 const build = discovery.buildFromV1Alpha1(spec, "demo-project", "us-central1", "python311");
 const triggers = Object.entries(build.endpoints).map(([name, endpoint]) => [name, endpoint.httpsTrigger]);
 console.log(JSON.stringify(Object.fromEntries(triggers)));
 """
 
 
-def test_firebase_deploy_keeps_replay_billing_private() -> None:
+def test_firebase_deploy_keeps_replay_billing_private(tmp_path: Path) -> None:
     # firebase-tools makes an HTTPS function with no invoker public; "private" grants no one.
-    result = subprocess.run(["node", "-e", DISCOVERY], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    staged = tmp_path / "functions"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "stage.py"), str(staged)], check=True, timeout=60)
+    spec = str(staged / "functions.yaml")
+    result = subprocess.run(
+        ["node", "-e", DISCOVERY, spec], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
     assert json.loads(result.stdout) == {"chat": {}, "usage": {}, "replay_billing": {"invoker": ["private"]}}

@@ -12,12 +12,15 @@ A cell fails on any lost, duplicated or unexpected event; the run ends with one 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
 import signal
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +29,11 @@ import pytest
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from tests.conftest import DEFAULT_MODEL, PROJECT_ID, User
+from tests.conftest import DEFAULT_MODEL, User
 from tests.standins.lago import FakeLago
-from tests.support.processes import FirestoreEmulator, FunctionServer
+from tests.support.api import CHAT
+from tests.support.outbox_seed import seed_outbox
+from tests.support.processes import FunctionServer
 
 if TYPE_CHECKING:
     from tests.faults_report import Cell
@@ -37,7 +42,6 @@ if TYPE_CHECKING:
 # importing it here first would keep pytest from rewriting its asserts.
 pytest_plugins = ["tests.faults_report"]
 
-CHAT = "/v1/chat/completions"
 LLM_TIMEOUT_S = 1.0
 FLUSH_TIMEOUT_S = 0.5
 
@@ -88,16 +92,8 @@ def replay_server(function_server: Callable[..., FunctionServer]) -> FunctionSer
 
 
 @pytest.fixture(scope="module")
-def outbox_client(firestore_emulator: FirestoreEmulator) -> Iterator[firestore.Client]:
-    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_emulator.host
-    client = firestore.Client(project=PROJECT_ID)
-    yield client
-    client.close()
-    if previous is None:
-        os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-    else:
-        os.environ["FIRESTORE_EMULATOR_HOST"] = previous
+def outbox_client(firestore_client: firestore.Client) -> firestore.Client:
+    return firestore_client
 
 
 class Ledger:
@@ -111,14 +107,25 @@ class Ledger:
         documents = self.outbox.collection("billing_outbox").where(filter=mine).stream()
         return [{"id": d.id, **(d.to_dict() or {})} for d in documents]
 
-    def replay(self) -> None:
-        response = httpx.post(self.replay_url + "/", timeout=60)
+    def replay(self, url: str | None = None) -> dict[str, Any]:
+        response = httpx.post((url or self.replay_url) + "/", timeout=120)
         assert response.status_code == 200, response.text
+        report: dict[str, Any] = response.json()
+        return report
 
-    def tally(self, name: str, uid: str, outcomes: list[Outcome], resends_before: int, unbillable: int = 0) -> Cell:
-        """Replay the outbox, then count; the cell is recorded for the summary line."""
+    def tally(
+        self,
+        name: str,
+        uid: str,
+        outcomes: list[Outcome],
+        resends_before: int,
+        unbillable: int = 0,
+        note: Callable[[dict[str, Any]], str] | None = None,
+    ) -> Cell:
+        """Replay the outbox, then count; the cell is recorded for the summary line.
+        ``note`` describes the replay's report on that line."""
         deferred = len(self.outbox_documents(uid))
-        self.replay()
+        report = self.replay()
         expected = {o.call_id for o in outcomes if o.billable}
         lago_ids = Counter(e["transaction_id"] for e in self.lago.events(uid))
         documents = self.outbox_documents(uid)
@@ -137,6 +144,7 @@ class Ledger:
             resends=self.lago.duplicates - resends_before,
             deferred=deferred,
             unbillable=unbillable,
+            note=note(report) if note else "",
         )
         self.report.CELLS.append(cell)
         return cell
@@ -293,6 +301,145 @@ def test_kill_9_mid_stream_leaves_earlier_calls_billed_exactly_once(
     assert_clean(cell)
     assert killed_id not in {e["transaction_id"] for e in fake_lago.events(user.uid)}
     assert killed_id not in {d["id"] for d in ledger.outbox_documents(user.uid)}
+
+
+# --- SIGTERM mid-stream: what Cloud Run does when it scales an instance down -----------------
+
+STREAMS_AT_SIGTERM = 3
+
+
+def test_sigterm_mid_stream_bills_every_stream_within_8_s(
+    function_server: Callable[..., FunctionServer], fake_lago: FakeLago, ledger: Ledger, new_user: Callable[[], User]
+) -> None:
+    """Streams with a chunk every 500 ms; SIGTERM to gunicorn's master (Cloud Run sends it to the
+    container's first process) at ~3 s, SIGKILL of everything 10 s later. The long streams end
+    with an error event and are billed as partial; one that ends within a second finishes; one
+    whose provider stalls is billed as partial all the same (its client is cut by the SIGKILL).
+    Every event is in Lago within 8 s of the SIGTERM."""
+    user = new_user()
+    resends_before = fake_lago.duplicates
+    server = function_server(LAGO_FLUSH_TIMEOUT_S="3")
+    prompts = ["#words:60 #gap:500"] * STREAMS_AT_SIGTERM + ["#words:8 #gap:500", "#hold #words:20"]
+    chunks_by_sigterm = [6] * STREAMS_AT_SIGTERM + [6, 2]  # ~3 s at one chunk per 500 ms; the stalled one: 2
+    ready = threading.Barrier(len(prompts) + 1)
+    received: list[list[str]] = [[] for _ in prompts]
+
+    def read(index: int) -> None:
+        body = {"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": prompts[index]}], "stream": True}
+        with (
+            contextlib.suppress(httpx.RemoteProtocolError),  # the stalled stream's end: the SIGKILL
+            httpx.Client(timeout=30) as client,
+            client.stream("POST", server.url + CHAT, json=body, headers=user.headers) as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    received[index].append(line.removeprefix("data: "))
+                    if len(received[index]) == chunks_by_sigterm[index]:
+                        ready.wait(30)
+
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(len(prompts))]
+    for reader in readers:
+        reader.start()
+    ready.wait(30)
+    sigterm_at = time.monotonic()
+    os.kill(server.proc.pid, signal.SIGTERM)
+    sigkill = threading.Timer(10, server.signal, [signal.SIGKILL])  # Cloud Run's grace period
+    sigkill.start()
+    try:
+        for reader in readers:
+            reader.join(15)
+        server.proc.wait(15)
+    finally:
+        sigkill.cancel()
+    last = [json.loads(chunks[-1]) if chunks[-1] != "[DONE]" else "[DONE]" for chunks in received]
+    assert last[STREAMS_AT_SIGTERM] == "[DONE]", "the stream about to end finished"
+    assert all(end["error"]["code"] == "service_unavailable" for end in last[:STREAMS_AT_SIGTERM]), last
+    ids = [json.loads(chunks[0])["id"] for chunks in received]
+    billed = {a.event["transaction_id"]: a for a in fake_lago.arrivals(user.uid)}
+    assert set(ids) <= set(billed), "every stream is billed in Lago"
+    took = max(billed[i].arrived_at for i in ids) - sigterm_at
+    assert took < 8, "within 8 s of the SIGTERM"
+    partial = [billed[i].event["properties"].get("partial") for i in ids]
+    assert partial == ["true"] * STREAMS_AT_SIGTERM + [None, "true"]
+    outcomes = [Outcome(i, True, 200, "error-event") for i in ids]
+    cell = ledger.tally(
+        "sigterm_mid_stream",
+        user.uid,
+        outcomes,
+        resends_before,
+        note=lambda _: f"all billed {took:.1f} s after SIGTERM",
+    )
+    assert_clean(cell)
+
+
+# --- the replay: a large backlog, and two runs at once ----------------------------------------
+
+BACKLOG = 10_000
+
+
+def queued(ids: list[str]) -> list[Outcome]:
+    """Events that reached the outbox and not Lago (each the trace of one billed call)."""
+    return [Outcome(transaction_id, True, 200, "queued") for transaction_id in ids]
+
+
+def drain_rate(report: dict[str, Any]) -> str:
+    seconds = report["seconds"]
+    rate = report["delivered"] / seconds if seconds else 0
+    return (
+        f"one run: {report['delivered']:,} delivered in {seconds:.1f} s ({rate:,.0f}/s), "
+        f"{report['requests']} batch requests, {report['remaining']} left"
+    )
+
+
+def test_backlog_of_10000_events_drains_in_one_run(
+    fake_lago: FakeLago, ledger: Ledger, outbox_client: firestore.Client, new_user: Callable[[], User]
+) -> None:
+    """Target: 10,000 queued events drained by one run (its budget: 50 s), nothing lost or doubled,
+    with Lago's rate limit (here 20 requests/s, below the run's own pace) answering 429s."""
+    user = new_user()
+    resends_before = fake_lago.duplicates
+    ids = seed_outbox(outbox_client, user.uid, BACKLOG)
+    fake_lago.rate_limit(20)
+    cell = ledger.tally("replay_backlog_10000", user.uid, queued(ids), resends_before, note=drain_rate)
+    assert_clean(cell)
+    assert cell.deferred == BACKLOG and cell.resends == 0
+    assert ledger.outbox_documents(user.uid) == [], "one run drained the whole backlog"
+
+
+@pytest.fixture(scope="module")
+def second_replay_server(function_server: Callable[..., FunctionServer]) -> FunctionServer:
+    return function_server(target="replay_billing")
+
+
+def test_two_concurrent_replays_send_each_event_once(
+    fake_lago: FakeLago,
+    ledger: Ledger,
+    outbox_client: firestore.Client,
+    replay_server: FunctionServer,
+    second_replay_server: FunctionServer,
+    new_user: Callable[[], User],
+) -> None:
+    """Two instances replay at once (a scheduler retry, a manual run): each claims its pages by
+    lease, so no event is sent twice, not even as a copy Lago would dedupe."""
+    user = new_user()
+    resends_before, submitted_before = fake_lago.duplicates, len(fake_lago.submitted)
+    ids = seed_outbox(outbox_client, user.uid, 3_000)
+    start = threading.Barrier(2)
+
+    def replay(server: FunctionServer) -> dict[str, Any]:
+        start.wait()
+        return ledger.replay(server.url)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(replay, [replay_server, second_replay_server]))
+    split = " + ".join(f"{r['delivered']:,}" for r in reports)
+    cell = ledger.tally(
+        "replay_concurrent_runs", user.uid, queued(ids), resends_before, note=lambda _: f"runs delivered {split}"
+    )
+    assert_clean(cell)
+    assert cell.resends == 0
+    mine = [e for e in fake_lago.submitted[submitted_before:] if e["external_subscription_id"] == user.uid]
+    assert len(mine) == 3_000, "every event was sent exactly once"
 
 
 # --- Secret Manager at cold start: slow, missing, corrupt -----------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import uuid
-from typing import Any
 
 import httpx
 import pytest
@@ -13,9 +12,9 @@ import pytest
 from tests.conftest import User
 from tests.standins.lago import FakeLago
 from tests.standins.openai_llm import FakeOpenAI
+from tests.support.api import CHAT, ask, chat
 from tests.support.processes import FunctionServer
 
-CHAT = "/v1/chat/completions"
 PLAN = "chat_pay_as_you_go"
 PRICEY = "openai/gpt-4"  # $30/M prompt, $60/M completion: 1,000 max tokens hold ~6 cents
 LIFECYCLE_ENV = {
@@ -36,20 +35,15 @@ def usage_server(function_server) -> FunctionServer:
     return function_server(target="usage", **LIFECYCLE_ENV)
 
 
-def chat(server: FunctionServer, user: User, text: str = "hi", **extra: Any) -> httpx.Response:
-    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": text}], **extra}
-    return httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=30)
-
-
 def pricey(server: FunctionServer, user: User, text: str = "hi") -> httpx.Response:
-    return chat(server, user, text, model=PRICEY, max_tokens=1000)
+    return chat(server, user, ask(text, model=PRICEY, max_tokens=1000))
 
 
 # --- provisioning ---------------------------------------------------------------------------
 
 
 def test_first_call_creates_customer_and_subscription(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    assert chat(lifecycle_server, user).status_code == 200
+    assert chat(lifecycle_server, user, ask("hi")).status_code == 200
     customer = fake_lago.customers[user.uid]
     assert customer["email"] == user.email
     subscription = fake_lago.subscriptions[user.uid]
@@ -60,7 +54,7 @@ def test_first_call_creates_customer_and_subscription(lifecycle_server, fake_lag
 def test_existing_customer_is_never_overwritten(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
     fake_lago.add_customer(user.uid, name="ACME Corp", email="billing@acme.example")
     seen = len(fake_lago.account_requests)
-    assert chat(lifecycle_server, user).status_code == 200
+    assert chat(lifecycle_server, user, ask("hi")).status_code == 200
     customer = fake_lago.customers[user.uid]
     assert (customer["name"], customer["email"]) == ("ACME Corp", "billing@acme.example")
     asked = fake_lago.account_requests[seen:]
@@ -85,7 +79,7 @@ def test_team_member_never_renames_the_team_customer(team_server, fake_lago: Fak
     team = f"team-{uuid.uuid4().hex[:8]}"
     fake_lago.add_customer(team, name="ACME Corp", email="billing@acme.example")
     member = team_member(auth_emulator, new_user, team)
-    assert chat(team_server, member).status_code == 200
+    assert chat(team_server, member, ask("hi")).status_code == 200
     customer = fake_lago.customers[team]
     assert (customer["name"], customer["email"]) == ("ACME Corp", "billing@acme.example"), "was: Free Pizza LLC"
     assert fake_lago.subscriptions[team]["external_customer_id"] == team
@@ -96,16 +90,16 @@ def test_new_team_customer_takes_no_member_email_or_name(
 ) -> None:
     team = f"team-{uuid.uuid4().hex[:8]}"
     member = team_member(auth_emulator, new_user, team)
-    assert chat(team_server, member).status_code == 200
+    assert chat(team_server, member, ask("hi")).status_code == 200
     customer = fake_lago.customers[team]
     assert (customer["name"], customer["email"]) == (None, None)
     assert member.email not in json.dumps(customer)
 
 
 def test_provisioning_is_cached_per_instance(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user)
+    chat(lifecycle_server, user, ask("hi"))
     before = [r for r in fake_lago.account_requests if r.startswith("POST")]
-    chat(lifecycle_server, user)
+    chat(lifecycle_server, user, ask("hi"))
     assert [r for r in fake_lago.account_requests if r.startswith("POST")] == before
 
 
@@ -115,7 +109,7 @@ def test_concurrent_first_calls_on_two_instances_make_one_customer_and_subscript
     other = function_server(**LIFECYCLE_ENV)
     servers = [lifecycle_server, other] * 5
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
-        responses = list(pool.map(lambda s: chat(s, user), servers))
+        responses = list(pool.map(lambda s: chat(s, user, ask("hi")), servers))
     assert [r.status_code for r in responses] == [200] * 10
     creates = [r for r in fake_lago.account_requests if r == "POST /api/v1/subscriptions"]
     assert user.uid in fake_lago.subscriptions and list(fake_lago.customers).count(user.uid) == 1
@@ -128,7 +122,7 @@ def test_concurrent_first_calls_on_two_instances_make_one_customer_and_subscript
 
 def test_provisioning_failure_does_not_block_chat(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
     fake_lago.plan_accounts("500")
-    response = chat(lifecycle_server, user)
+    response = chat(lifecycle_server, user, ask("hi"))
     assert response.status_code == 200
     assert [e["transaction_id"] for e in fake_lago.events(user.uid)] == [response.json()["id"]]
     failed = [line for line in lifecycle_server.log_lines() if line["message"] == "lago_provisioning_failed"]
@@ -137,7 +131,7 @@ def test_provisioning_failure_does_not_block_chat(lifecycle_server, fake_lago: F
 
 
 def test_provisioning_is_off_without_a_plan_code(chat_server, fake_lago: FakeLago, user: User) -> None:
-    chat(chat_server, user)
+    chat(chat_server, user, ask("hi"))
     assert user.uid not in fake_lago.customers
     lines = [line["message"] for line in chat_server.log_lines()]
     assert lines.count("lago_provisioning_off") == 1
@@ -147,8 +141,8 @@ def test_provisioning_is_off_without_a_plan_code(chat_server, fake_lago: FakeLag
 
 
 def test_usage_shows_the_period_amount_and_tokens_per_model(lifecycle_server, usage_server, user: User) -> None:
-    chat(lifecycle_server, user)
-    chat(lifecycle_server, user)
+    chat(lifecycle_server, user, ask("hi"))
+    chat(lifecycle_server, user, ask("hi"))
     pricey(lifecycle_server, user)
     response = httpx.get(usage_server.url + "/", headers=user.headers, timeout=30)
     assert response.status_code == 200, response.text
@@ -192,7 +186,7 @@ def llm_requests_with(fake_llm: FakeOpenAI, marker: str) -> int:
 def test_budget_under_at_and_over_the_limit(
     lifecycle_server, fake_lago: FakeLago, fake_llm: FakeOpenAI, user: User, used: int, status: int
 ) -> None:
-    chat(lifecycle_server, user)  # provisions the user
+    chat(lifecycle_server, user, ask("hi"))  # provisions the user
     fake_lago.add_usage(user.uid, used)
     marker = f"budget-{user.uid}"
     response = pricey(lifecycle_server, user, marker)
@@ -204,7 +198,7 @@ def test_budget_under_at_and_over_the_limit(
 
 
 def test_per_customer_budget_from_lago_metadata(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user)
+    chat(lifecycle_server, user, ask("hi"))
     fake_lago.add_usage(user.uid, 150)
     assert pricey(lifecycle_server, user).status_code == 402
     fake_lago.set_budget(user.uid, 500)
@@ -212,7 +206,7 @@ def test_per_customer_budget_from_lago_metadata(lifecycle_server, fake_lago: Fak
 
 
 def test_concurrent_calls_at_the_edge_do_not_all_slip_past(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user)
+    chat(lifecycle_server, user, ask("hi"))
     fake_lago.add_usage(user.uid, 70)  # 30 cents left: four calls' worst case (~6 cents each) fit
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(lambda _: pricey(lifecycle_server, user, "#sleep:1").status_code, range(10)))
@@ -220,14 +214,14 @@ def test_concurrent_calls_at_the_edge_do_not_all_slip_past(lifecycle_server, fak
 
 
 def test_budget_is_released_when_the_call_fails(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user)
+    chat(lifecycle_server, user, ask("hi"))
     fake_lago.add_usage(user.uid, 90)  # room for one worst case
     assert pricey(lifecycle_server, user, "#status:500").status_code == 502
     assert pricey(lifecycle_server, user).status_code == 200
 
 
 def test_streams_hold_and_settle_the_budget_too(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user)
+    chat(lifecycle_server, user, ask("hi"))
     fake_lago.add_usage(user.uid, 90)
     slow = "#words:10 #gap:300"  # the stream stays open for ~3 s
     body = {"model": PRICEY, "max_tokens": 1000, "stream": True, "messages": [{"role": "user", "content": slow}]}
@@ -246,7 +240,7 @@ def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_serve
 
     document = yaml.safe_load((ROOT / "openapi.yaml").read_text())
     schema = document["paths"]["/api/usage"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-    chat(lifecycle_server, user)
+    chat(lifecycle_server, user, ask("hi"))
     body = httpx.get(usage_server.url + "/", headers=user.headers, timeout=30).json()
     jsonschema.Draft202012Validator(schema).validate(body)
 
@@ -254,6 +248,6 @@ def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_serve
 def test_malformed_tool_calls_with_a_budget_on_are_400(lifecycle_server, user: User) -> None:
     # The budget counts the prompt's tokens before the call: that count used to fail with a 502.
     messages = [{"role": "assistant", "tool_calls": [{"function": 5}]}, {"role": "user", "content": "hi"}]
-    response = httpx.post(lifecycle_server.url + CHAT, json={"messages": messages}, headers=user.headers, timeout=30)
+    response = chat(lifecycle_server, user, {"messages": messages})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "messages[0].tool_calls"

@@ -25,9 +25,9 @@ from tests.standins.lago import API_KEY as LAGO_KEY
 from tests.standins.lago import FakeLago
 from tests.standins.openai_llm import FakeOpenAI
 from tests.standins.secret_manager import FakeSecretManager
+from tests.support.api import ask, chat
 from tests.support.processes import FunctionServer, free_port, wait_until
 
-CHAT = "/v1/chat/completions"
 ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
 MODELS = f"{DEFAULT_MODEL},local/demo,{ANTHROPIC_MODEL}"
 FAULTS_PROJECT = "demo-secrets-faults"
@@ -153,11 +153,6 @@ def faults_server(function_server, secret_manager: FakeSecretManager, recording_
     )
 
 
-def chat(server: FunctionServer, user: User, model: str, text: str = "hello", **extra: Any) -> httpx.Response:
-    body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-    return httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=30)
-
-
 def lines(server: FunctionServer, message: str) -> list[dict[str, Any]]:
     return [line for line in server.log_lines() if line["message"] == message]
 
@@ -188,7 +183,7 @@ def assert_unavailable(response: httpx.Response, model: str) -> None:
 def test_default_list_loads_lago_and_provider_keys(
     loaded_server: FunctionServer, secret_manager: FakeSecretManager, fake_lago: FakeLago, user: User
 ) -> None:
-    response = chat(loaded_server, user, DEFAULT_MODEL)
+    response = chat(loaded_server, user, ask("hello", model=DEFAULT_MODEL))
     assert response.status_code == 200, response.text
     events = fake_lago.events(user.uid)
     assert [e["transaction_id"] for e in events] == [response.json()["id"]], "billed with the key from version 2"
@@ -202,10 +197,13 @@ def test_default_list_loads_lago_and_provider_keys(
 
 
 def test_optional_provider_key_missing_makes_its_model_503(loaded_server: FunctionServer, user: User) -> None:
-    responses = [chat(loaded_server, user, ANTHROPIC_MODEL), chat(loaded_server, user, ANTHROPIC_MODEL, stream=True)]
+    responses = [
+        chat(loaded_server, user, ask("hello", model=ANTHROPIC_MODEL)),
+        chat(loaded_server, user, ask("hello", model=ANTHROPIC_MODEL, stream=True)),
+    ]
     for response in responses:
         assert_unavailable(response, ANTHROPIC_MODEL)
-    assert chat(loaded_server, user, "local/demo").status_code == 200
+    assert chat(loaded_server, user, ask("hello", model="local/demo")).status_code == 200
     [missing] = lines(loaded_server, "secret_unavailable")
     assert missing == {
         "severity": "INFO",  # an optional secret of the default list
@@ -227,7 +225,7 @@ def test_optional_provider_key_missing_makes_its_model_503(loaded_server: Functi
 def test_renamed_and_pinned_secret_is_the_one_used(
     faults_server: FunctionServer, secret_manager: FakeSecretManager, recording_llm: KeyRecordingLLM, user: User
 ) -> None:
-    response = chat(faults_server, user, DEFAULT_MODEL)
+    response = chat(faults_server, user, ask("hello", model=DEFAULT_MODEL))
     assert response.status_code == 200, response.text
     assert recording_llm.authorizations[-1] == f"Bearer {OPENAI_V2}", "version 2, not latest (3)"
     asked = [(s, v) for p, s, v in secret_manager.accessed if p == FAULTS_PROJECT and s == "openai-key"]
@@ -249,7 +247,7 @@ def test_failed_secrets_are_named_and_billing_is_disabled_loudly(
     assert all(line["severity"] == "ERROR" for line in failures.values()), "named in SECRETS: required"
     [disabled] = lines(faults_server, "lago_logging_disabled")
     assert disabled["missing"] == ["LAGO_API_BASE", "LAGO_API_KEY", "LAGO_API_EVENT_CODE"]
-    response = chat(faults_server, user, DEFAULT_MODEL)
+    response = chat(faults_server, user, ask("hello", model=DEFAULT_MODEL))
     assert response.status_code == 200, "the instance serves without billing"
     assert fake_lago.events(user.uid) == []
     assert_no_values(faults_server, response)
@@ -259,7 +257,7 @@ def test_slow_secret_bounds_the_cold_start_and_its_model_503s(faults_server: Fun
     [summary] = lines(faults_server, "secrets_loaded")
     assert summary["elapsed_ms"] < (TIMEOUT_S + 1.5) * 1000, "the slow secret answers after 60 s"
     assert _ready_after[faults_server.port] < TIMEOUT_S + COLD_START_MARGIN_S
-    response = chat(faults_server, user, ANTHROPIC_MODEL)
+    response = chat(faults_server, user, ask("hello", model=ANTHROPIC_MODEL))
     assert_unavailable(response, ANTHROPIC_MODEL)
     assert_no_values(faults_server, response)
 
@@ -373,9 +371,9 @@ def test_unreadable_lago_secret_is_503_with_retry_after_until_it_reads_then_chat
     def reads() -> int:
         return secret_manager.requests(RETRY_PROJECT)["LAGO_API_KEY"]
 
-    wait = assert_billing_503(chat(retry_server, user, DEFAULT_MODEL))
+    wait = assert_billing_503(chat(retry_server, user, ask("hello", model=DEFAULT_MODEL)))
     before = reads()
-    wait = assert_billing_503(chat(retry_server, user, DEFAULT_MODEL))
+    wait = assert_billing_503(chat(retry_server, user, ask("hello", model=DEFAULT_MODEL)))
     assert reads() == before, "backing off: no read, and the request is answered at once"
     assert fake_lago.events(user.uid) == []
 
@@ -383,17 +381,17 @@ def test_unreadable_lago_secret_is_503_with_retry_after_until_it_reads_then_chat
     secret_manager.fault(RETRY_PROJECT, "LAGO_API_KEY", "held", 20)
     time.sleep(wait)  # the server's own Retry-After: the next read is due
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        reader = pool.submit(chat, retry_server, user, DEFAULT_MODEL)
+        reader = pool.submit(chat, retry_server, user, ask("hello", model=DEFAULT_MODEL))
         wait_until(lambda: reads() > before, 20, "the retry's read")
         started = time.monotonic()
-        other = chat(retry_server, user, DEFAULT_MODEL)
+        other = chat(retry_server, user, ask("hello", model=DEFAULT_MODEL))
         assert time.monotonic() - started < 2, "not blocked behind the read"
         assert_billing_503(other)
         secret_manager.release_held()
         served = reader.result(timeout=30)
     assert served.status_code == 200, served.text
     assert [e["transaction_id"] for e in fake_lago.events(user.uid)] == [served.json()["id"]]
-    assert chat(retry_server, user, DEFAULT_MODEL).status_code == 200
+    assert chat(retry_server, user, ask("hello", model=DEFAULT_MODEL)).status_code == 200
     assert [line["message"] for line in retry_server.log_lines()].count("lago_logging_enabled") == 1
     [recovered] = lines(retry_server, "billing_recovered")
     assert recovered["billing"] is True

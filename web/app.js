@@ -14,6 +14,7 @@ import {
   signOut,
 } from "firebase/auth";
 
+import { appCheckHeaders, noteModels, setupAppCheck } from "./app-check.js";
 import { firebaseSetup } from "./firebase-setup.js";
 import { sseData } from "./sse.js";
 
@@ -65,8 +66,9 @@ function endpoints() {
 async function authedFetch(url, init = {}) {
   const user = auth.currentUser;
   if (!user) throw new Problem("You are signed out. Sign in again to continue.");
+  const appCheck = await appCheckHeaders(init);
   const call = async (token) =>
-    fetch(url, { ...init, headers: { ...init.headers, Authorization: `Bearer ${token}` } });
+    fetch(url, { ...init, headers: { ...init.headers, ...appCheck, Authorization: `Bearer ${token}` } });
   let response = await call(await user.getIdToken());
   if (response.status === 401) response = await call(await user.getIdToken(true));
   return response;
@@ -211,6 +213,7 @@ async function loadModels() {
     const response = await authedFetch(endpoints().models);
     if (!response.ok) throw await problemFromResponse(response);
     const { data } = await response.json();
+    noteModels({ data });
     ui.model.replaceChildren(...data.map((m, i) => new Option(m.id, m.id, i === 0, i === 0)));
   } catch {
     // The server's default model is used; the picker says so.
@@ -357,6 +360,7 @@ function showSignedIn(user) {
 async function start() {
   const { config, authEmulatorUrl } = await firebaseSetup();
   const app = initializeApp(config);
+  setupAppCheck(app, { emulated: Boolean(authEmulatorUrl) });
   auth = initializeAuth(app, { persistence: [indexedDBLocalPersistence, browserLocalPersistence] });
   if (authEmulatorUrl) connectAuthEmulator(auth, authEmulatorUrl, { disableWarnings: true });
 

@@ -4,11 +4,18 @@
   schema (OpenAPI 1.51.0; 400 when it does not match), 200 with the stored event, and 422
   ``value_already_exist`` for a transaction id already stored for that subscription
   (Lago's Postgres event store).
+- ``POST /api/v1/events/batch``: ``{"events": [...]}`` (``EventBatchInput``), at most 100 (422
+  ``too_many_events``; none: ``no_events``), all or nothing as Lago's ``Events::CreateBatchService``:
+  if any event is invalid, nothing is stored and the 422's ``error_details`` maps each such
+  event's index (a string) to its errors, e.g. ``{"3": {"transaction_id": ["value_already_exist"]}}``.
+- ``rate_limit(n)``: at most ``n`` event requests (single and batch) per one-second window;
+  beyond it a 429 with ``X-RateLimit-Reset``, the seconds until the window ends, as Lago does.
 - Faults, planned per test: ``plan(500, 500)`` answers the next requests with those statuses;
   ``plan("429:2")`` with ``X-RateLimit-Reset: 2``; ``plan("hang:5")`` waits 5 s then stores
   the event (the client has long given up); ``plan("reset")`` drops the connection;
-  ``plan("slow:0.5")`` waits then answers normally; ``hold(payer)`` keeps one payer's events
-  until released. ``stop()`` / ``start()`` make the port refuse connections.
+  ``plan("slow:0.5")`` waits then answers normally; ``delay_for(payer, seconds)`` slows every
+  request carrying one payer's events; ``hold(payer)`` keeps them until released. ``stop()`` /
+  ``start()`` make the port refuse connections.
 - ``GET /api/v1/customers/{external_id}``: 200 ``{"customer": ...}`` or 404 ``customer_not_found``;
   ``POST /api/v1/customers`` creates or updates (Lago's create is an upsert).
 - Every accepted event is recorded with its arrival time (``time.monotonic()`` of this process);
@@ -54,6 +61,14 @@ EVENT_INPUT_SCHEMA: dict[str, Any] = {
     },
 }
 _VALIDATOR = jsonschema.Draft202012Validator(EVENT_INPUT_SCHEMA)
+# components.schemas.EventBatchInput: the same event objects, in a list.
+EVENT_BATCH_INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["events"],
+    "properties": {"events": {"type": "array", "items": EVENT_INPUT_SCHEMA["properties"]["event"]}},
+}
+_BATCH_VALIDATOR = jsonschema.Draft202012Validator(EVENT_BATCH_INPUT_SCHEMA)
+BATCH_MAX_LENGTH = 100  # LAGO_EVENTS_BATCH_MAX_LENGTH's default
 
 
 @dataclass(frozen=True)
@@ -69,9 +84,14 @@ class FakeLago(StandIn):
         self.received: list[Received] = []
         self._keys: set[tuple[str, str]] = set()
         self.requests = 0
+        self.batch_requests = 0
+        self.rate_limited = 0  # 429s answered because of rate_limit()
         self.duplicates = 0
+        self._rate_limit: int | None = None
+        self._window: tuple[float, int] = (0.0, 0)  # (start, requests in it)
         self.submitted: list[dict[str, Any]] = []  # every well-formed event posted, resends included
         self._plan: list[str] = []
+        self._delays: dict[str, float] = {}
         self._holds: dict[str, tuple[threading.Event, threading.Event]] = {}
         self._extra_usage: dict[str, int] = {}
         self._arrived = threading.Condition(self._lock)
@@ -82,6 +102,7 @@ class FakeLago(StandIn):
         self.server = StandInServer(
             [
                 ("POST", r"/api/v1/events", self._create_event),
+                ("POST", r"/api/v1/events/batch", self._create_batch),
                 ("POST", r"/api/v1/customers", self._create_customer),
                 ("GET", r"/api/v1/customers/(?P<customer>[^/]+)", self._find_customer),
                 ("GET", r"/api/v1/customers/(?P<customer>[^/]+)/current_usage", self._current_usage),
@@ -95,6 +116,8 @@ class FakeLago(StandIn):
         with self._lock:
             self._plan.clear()
             self._account_plan.clear()
+            self._delays.clear()
+            self._rate_limit = None
             for _, release in self._holds.values():
                 release.set()
             self._holds.clear()
@@ -102,6 +125,12 @@ class FakeLago(StandIn):
     def plan(self, *steps: int | str) -> None:
         with self._lock:
             self._plan.extend(str(step) for step in steps)
+
+    def rate_limit(self, per_second: int | None) -> None:
+        """Answer event requests beyond ``per_second`` in a one-second window with 429."""
+        with self._lock:
+            self._rate_limit = per_second
+            self._window = (0.0, 0)
 
     def plan_accounts(self, *steps: int | str) -> None:
         """Faults for the customers, subscriptions and usage routes (same steps as ``plan``)."""
@@ -124,6 +153,11 @@ class FakeLago(StandIn):
         """Usage that came from elsewhere (another instance, an earlier day of the period)."""
         with self._lock:
             self._extra_usage[payer] = self._extra_usage.get(payer, 0) + cents
+
+    def delay_for(self, payer: str, seconds: float) -> None:
+        """Slow every request that carries one of this payer's events by ``seconds``."""
+        with self._lock:
+            self._delays[payer] = seconds
 
     def hold(self, payer: str) -> tuple[threading.Event, threading.Event]:
         """Hold that payer's events until released: ``(arrived, release)``."""
@@ -154,49 +188,117 @@ class FakeLago(StandIn):
     def _next_step(self) -> str | None:
         with self._lock:
             self.requests += 1
-            return self._plan.pop(0) if self._plan else None
+            if self._plan:
+                return self._plan.pop(0)
+            return self._rate_step()
 
-    def _create_event(self, request: Request) -> None:
-        step = self._next_step()
+    def _rate_step(self) -> str | None:
+        """A ``429`` step past the rate limit (called with the lock held)."""
+        if self._rate_limit is None:
+            return None
+        now = time.monotonic()
+        start, count = self._window
+        if now - start >= 1.0:
+            start, count = now, 0
+        self._window = (start, count + 1)
+        if count < self._rate_limit:
+            return None
+        self.rate_limited += 1
+        return f"429:{max(0.001, 1.0 - (now - start)):.3f}"
+
+    def _fault(self, request: Request, step: str | None) -> bool:
+        """Answer with the planned fault (or auth failure); True when the request is answered."""
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             request.send_json(401, {"status": 401, "error": "Unauthorized"})
+            return True
+        if step is None:
+            return False
+        kind, _, arg = step.partition(":")
+        if kind == "reset":
+            request.drop()
+            return True
+        if kind == "429":
+            request.send_json(429, {"status": 429, "error": "Too Many Requests"}, {"X-RateLimit-Reset": arg or "1"})
+            return True
+        if kind.isdigit():
+            request.send_json(int(kind), {"status": int(kind), "error": "Internal Server Error"})
+            return True
+        if kind in ("hang", "slow"):
+            time.sleep(float(arg or 1))
+        return False
+
+    def _bad_request(self, request: Request, details: list[str] | None = None) -> None:
+        body: dict[str, Any] = {"status": 400, "error": "Bad request", "code": "bad_request"}
+        if details is not None:
+            body["error_details"] = details
+        request.send_json(400, body)
+
+    def _create_event(self, request: Request) -> None:
+        if self._fault(request, self._next_step()):
             return
-        if step is not None:
-            kind, _, arg = step.partition(":")
-            if kind == "reset":
-                request.drop()
-                return
-            if kind == "429":
-                request.send_json(429, {"status": 429, "error": "Too Many Requests"}, {"X-RateLimit-Reset": arg or "1"})
-                return
-            if kind.isdigit():
-                request.send_json(int(kind), {"status": int(kind), "error": "Internal Server Error"})
-                return
-            if kind in ("hang", "slow"):
-                time.sleep(float(arg or 1))
         try:
             body = request.json()
         except ValueError:
-            request.send_json(400, {"status": 400, "error": "Bad request", "code": "bad_request"})
+            self._bad_request(request)
             return
         errors = sorted(_VALIDATOR.iter_errors(body), key=str)
         if errors:
-            request.send_json(
-                400,
-                {
-                    "status": 400,
-                    "error": "Bad request",
-                    "code": "bad_request",
-                    "error_details": [e.message for e in errors],
-                },
-            )
+            self._bad_request(request, [e.message for e in errors])
             return
         event = body["event"]
-        held = self._holds.get(event["external_subscription_id"])
-        if held:
-            held[0].set()
-            held[1].wait(30)
+        self._slow_down([event])
         self._store(request, event)
+
+    def _slow_down(self, events: list[dict[str, Any]]) -> None:
+        """The planned per-subscription delays and holds of these events."""
+        subscriptions = {e["external_subscription_id"] for e in events}
+        delay = max((self._delays.get(s, 0.0) for s in subscriptions), default=0.0)
+        if delay:
+            time.sleep(delay)
+        for subscription in subscriptions:
+            held = self._holds.get(subscription)
+            if held:
+                held[0].set()
+                held[1].wait(30)
+
+    def _create_batch(self, request: Request) -> None:
+        with self._lock:
+            self.batch_requests += 1
+        if self._fault(request, self._next_step()):
+            return
+        try:
+            body = request.json()
+        except ValueError:
+            self._bad_request(request)
+            return
+        errors = sorted(_BATCH_VALIDATOR.iter_errors(body), key=str)
+        if errors:
+            self._bad_request(request, [e.message for e in errors])
+            return
+        events: list[dict[str, Any]] = body["events"]
+        if not events or len(events) > BATCH_MAX_LENGTH:
+            _validation_errors(request, {"events": ["no_events" if not events else "too_many_events"]})
+            return
+        self._slow_down(events)
+        self._store_batch(request, events)
+
+    def _store_batch(self, request: Request, events: list[dict[str, Any]]) -> None:
+        """All or nothing: one invalid event (here: one already stored) refuses the whole batch."""
+        keys = [(e["transaction_id"], e["external_subscription_id"]) for e in events]
+        with self._arrived:
+            self.submitted.extend(events)
+            taken = {str(i): {"transaction_id": ["value_already_exist"]} for i, k in enumerate(keys) if k in self._keys}
+            if taken:
+                self.duplicates += len(taken)
+            else:
+                self._keys.update(keys)
+                now = time.monotonic()
+                self.received.extend(Received(event, now) for event in events)
+                self._arrived.notify_all()
+        if taken:
+            _validation_errors(request, taken)
+            return
+        request.send_json(200, {"events": [_created(event) for event in events]})
 
     def _store(self, request: Request, event: dict[str, Any]) -> None:
         key = (event["transaction_id"], event["external_subscription_id"])
@@ -213,22 +315,7 @@ class FakeLago(StandIn):
         if duplicate:
             _already_exists(request, "transaction_id")
             return
-        request.send_json(
-            200,
-            {
-                "event": {
-                    "lago_id": str(uuid.uuid4()),
-                    "transaction_id": event["transaction_id"],
-                    "lago_customer_id": str(uuid.uuid4()),
-                    "code": event["code"],
-                    "timestamp": event.get("timestamp") or f"{time.time():.3f}",
-                    "lago_subscription_id": str(uuid.uuid4()),
-                    "external_subscription_id": event["external_subscription_id"],
-                    "properties": event.get("properties") or {},
-                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-            },
-        )
+        request.send_json(200, {"event": _created(event)})
 
     # --- customers, subscriptions, current usage (Lago OpenAPI 1.51.0 shapes) ---------------
     def _account_fault(self, request: Request) -> bool:
@@ -356,15 +443,29 @@ class FakeLago(StandIn):
 
 def _already_exists(request: Request, field: str) -> None:
     """Lago's answer to a second object with the same unique field (Postgres store)."""
+    _validation_errors(request, {field: ["value_already_exist"]})
+
+
+def _validation_errors(request: Request, details: dict[str, Any]) -> None:
     request.send_json(
         422,
-        {
-            "status": 422,
-            "error": "Unprocessable Entity",
-            "code": "validation_errors",
-            "error_details": {field: ["value_already_exist"]},
-        },
+        {"status": 422, "error": "Unprocessable Entity", "code": "validation_errors", "error_details": details},
     )
+
+
+def _created(event: dict[str, Any]) -> dict[str, Any]:
+    """Lago's ``EventCreated`` object for a stored event."""
+    return {
+        "lago_id": str(uuid.uuid4()),
+        "transaction_id": event["transaction_id"],
+        "lago_customer_id": None,
+        "code": event["code"],
+        "timestamp": event.get("timestamp") or f"{time.time():.3f}",
+        "lago_subscription_id": str(uuid.uuid4()),
+        "external_subscription_id": event["external_subscription_id"],
+        "properties": event.get("properties") or {},
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def _now_iso() -> str:

@@ -4,7 +4,9 @@ The config is the repo's ``firebase.json`` (its Hosting rewrites and functions c
 emulators moved to free ports. It is written next to ``firebase.json``: firebase-tools resolves
 ``public`` and ``functions`` against the config file's folder, so they are this repo's.
 
-The Functions emulator runs ``functions/`` with ``functions/venv`` and passes its own environment
+The Functions emulator runs firebase.json's ``functions.source``, the upload as
+``scripts/stage.py`` stages it (``build/functions``, restaged here so it is the tree's code, with
+``venv`` linked to the project's virtualenv), and passes its own environment
 to the Python workers, so the functions' settings are the environment given here. It leaves
 those workers running when it exits: the suite runs in its own process group, killed at the end.
 """
@@ -16,6 +18,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -45,6 +48,15 @@ def local_settings(lago_url: str, lago_key: str, **changes: str) -> dict[str, st
         "PYTHONUNBUFFERED": "1",
         **changes,
     }
+
+
+def stage_functions() -> Path:
+    """Stage the functions as ``scripts/setup`` does: the emulator runs firebase.json's source."""
+    source = ROOT / json.loads((ROOT / "firebase.json").read_text())["functions"][0]["source"]
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "stage.py"), str(source), "--venv", str(ROOT / ".venv")], check=True
+    )
+    return source
 
 
 class EmulatorSuite:
@@ -79,6 +91,7 @@ class EmulatorSuite:
         return config
 
     def _popen(self, *args: str) -> subprocess.Popen[bytes]:
+        stage_functions()
         self.config_path.write_text(json.dumps(self.config(), indent=2))
         command = [str(FIREBASE_BIN), "--config", self.config_path.name, *args, "--project", self.project_id]
         return subprocess.Popen(

@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 
-CHAT = "/api/v1/chat/completions"
+from tests.support import api
+
+CHAT = "/api" + api.CHAT  # through the Hosting rewrite
 
 
 def sign_up(auth_host: str) -> str:

@@ -57,6 +57,15 @@ def wait_until(check: Any, timeout: float, what: str, proc: subprocess.Popen[byt
     raise TimeoutError(f"{what} not ready after {timeout} s")
 
 
+def source_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a process serving ``functions/main.py`` from the tree: ``shared`` importable.
+
+    Deployed, ``shared/`` sits next to main.py (scripts/stage.py copies it); in the tree it is the
+    project root's, and the tree has no symlinks."""
+    paths = [env.get("PYTHONPATH", ""), str(ROOT)]
+    return {**env, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
+
+
 def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
     if proc.poll() is not None:
         return
@@ -98,7 +107,7 @@ class FunctionServer:
                 str(self.port),
             ],
             cwd=ROOT,
-            env=self.env,
+            env=source_env(self.env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

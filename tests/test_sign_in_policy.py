@@ -1,0 +1,106 @@
+"""The sign-in policy on the real server: which Firebase identities may chat (Auth emulator users
+and signed tokens on the production path), and the smaller budget of new accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import PROJECT_ID, User
+from tests.standins.app_check_keys import FakeAppCheck
+from tests.standins.google_certs import FakeGoogleCerts
+from tests.support.processes import AuthEmulator, FunctionServer
+from tests.test_app_check import chat, id_token
+
+
+def assert_forbidden(response: httpx.Response, code: str, words: str) -> None:
+    assert response.status_code == 403, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("permission_error", code)
+    assert words in error["message"]
+
+
+def anonymous_token(auth_emulator: AuthEmulator) -> str:
+    response = httpx.post(
+        f"http://{auth_emulator.host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake-api-key",
+        json={"returnSecureToken": True},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return str(response.json()["idToken"])
+
+
+# --- Auth emulator users --------------------------------------------------------------------------
+
+
+def test_anonymous_sign_in_is_refused_when_not_an_allowed_provider(monitor_server, auth_emulator) -> None:
+    response = chat(monitor_server, anonymous_token(auth_emulator), None)
+    assert_forbidden(response, "sign_in_provider_not_allowed", "Guest (anonymous) sign-ins cannot chat")
+
+
+def test_unverified_email_is_refused_in_words(monitor_server, member) -> None:
+    response = chat(monitor_server, member(verified=False).token, None)
+    assert_forbidden(response, "email_not_verified", "Verify your email address")
+
+
+def test_model_list_applies_the_sign_in_policy_too(monitor_server, member) -> None:
+    headers = {"Authorization": f"Bearer {member(verified=False).token}"}
+    response = httpx.get(monitor_server.url + "/v1/models", headers=headers, timeout=30)
+    assert_forbidden(response, "email_not_verified", "Verify your email address")
+
+
+def test_verified_account_past_the_new_account_period_is_served(monitor_server, member) -> None:
+    assert chat(monitor_server, member(age_days=31).token, None).status_code == 200
+
+
+def test_new_account_gets_the_new_account_budget(monitor_server, member, fake_lago) -> None:
+    user: User = member(age_days=29)  # CHAT_NEW_ACCOUNT_BUDGET_CENTS=0: nothing until day 30
+    response = chat(monitor_server, user.token, None)
+    assert response.status_code == 402, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["type"]) == ("budget_exceeded", "insufficient_quota")
+    assert "new accounts" in error["message"]
+    assert fake_lago.events(user.uid) == []
+
+
+# --- production token path: signed claims ----------------------------------------------------------
+
+
+def signed_chat(server: FunctionServer, certs: FakeGoogleCerts, keys: FakeAppCheck, **claims: Any) -> httpx.Response:
+    return chat(server, id_token(certs, **claims), keys.mint(PROJECT_ID))
+
+
+def test_signed_unverified_email_is_refused(guarded_server, google_certs, app_check_keys) -> None:
+    response = signed_chat(guarded_server, google_certs, app_check_keys, email_verified=False)
+    assert_forbidden(response, "email_not_verified", "Verify your email address")
+
+
+def test_signed_token_without_an_email_is_refused_when_a_verified_email_is_required(
+    guarded_server, google_certs, app_check_keys
+) -> None:
+    token = google_certs.mint(
+        PROJECT_ID, "phone-user", auth_time=0, firebase={"identities": {}, "sign_in_provider": "password"}
+    )
+    assert_forbidden(chat(guarded_server, token, app_check_keys.mint(PROJECT_ID)), "email_not_verified", "Verify")
+
+
+def test_signed_sign_in_with_an_unlisted_provider_is_refused(guarded_server, google_certs, app_check_keys) -> None:
+    response = signed_chat(
+        guarded_server, google_certs, app_check_keys, firebase={"identities": {}, "sign_in_provider": "phone"}
+    )
+    assert_forbidden(response, "sign_in_provider_not_allowed", "sign in with one of: password, google.com")
+
+
+def test_signed_anonymous_sign_in_is_refused(guarded_server, google_certs, app_check_keys) -> None:
+    response = signed_chat(
+        guarded_server, google_certs, app_check_keys, firebase={"identities": {}, "sign_in_provider": "anonymous"}
+    )
+    assert_forbidden(response, "sign_in_provider_not_allowed", "Guest (anonymous)")
+
+
+def test_signed_google_sign_in_with_a_verified_email_is_served(guarded_server, google_certs, app_check_keys) -> None:
+    response = signed_chat(
+        guarded_server, google_certs, app_check_keys, firebase={"identities": {}, "sign_in_provider": "google.com"}
+    )
+    assert response.status_code == 200, response.text

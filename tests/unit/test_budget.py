@@ -1,0 +1,103 @@
+"""The budget arithmetic: Lago's usage + settled calls + calls in flight against the limit (no server).
+
+Lago's side is a plain object holding the payer's ``Account`` as Lago would report it: the
+arithmetic, not the Lago client, is under test here (test_billing.py drives the real one).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from shared.billing_event import price
+from shared.budget import NO_RESERVATION, BudgetGuard
+from shared.errors import ApiError, ErrorCode
+from shared.lago_accounts import Account
+
+MODEL = "openai/gpt-4o-mini"
+# One call's worst case: 1,000 prompt tokens and 100,000 completion tokens at the model's price.
+WORST_CENTS = (price(MODEL, 1_000, 100_000) or 0.0) * 100
+
+
+class LagoSays:
+    """What ``LagoAccounts.account`` returns for every payer."""
+
+    def __init__(self, account: Account | None) -> None:
+        self.current = account
+
+    def account(self, payer: str) -> Account | None:
+        return self.current
+
+
+def account(amount_cents: int = 0, budget_cents: int | None = None) -> Account:
+    return Account(
+        amount_cents, amount_cents, "USD", None, None, budget_cents=budget_cents, fetched_at=time.monotonic()
+    )
+
+
+def guard(lago: LagoSays, limit_cents: int) -> BudgetGuard:
+    return BudgetGuard(lago, limit_cents)  # type: ignore[arg-type]
+
+
+def reserve(budget: BudgetGuard) -> object:
+    return budget.reserve("payer", MODEL, 1_000, 100_000)
+
+
+def test_the_model_has_a_price_so_the_numbers_below_mean_something() -> None:
+    assert 1 < WORST_CENTS < 20
+
+
+def test_a_call_whose_worst_case_fits_is_let_through() -> None:
+    reserve(guard(LagoSays(account(amount_cents=0)), limit_cents=20))
+
+
+def test_a_call_that_could_pass_the_limit_is_refused_with_402_before_it_starts() -> None:
+    with pytest.raises(ApiError) as raised:
+        reserve(guard(LagoSays(account(amount_cents=20 - int(WORST_CENTS))), limit_cents=20))
+    assert raised.value.code is ErrorCode.BUDGET_EXCEEDED
+    assert raised.value.code.status == 402
+
+
+def test_calls_in_flight_count_so_concurrent_calls_cannot_all_slip_past() -> None:
+    budget = guard(LagoSays(account()), limit_cents=int(WORST_CENTS * 2.5))
+    reserve(budget)
+    reserve(budget)
+    with pytest.raises(ApiError):
+        reserve(budget)
+
+
+def test_settling_releases_the_reservation_and_keeps_the_real_cost() -> None:
+    budget = guard(LagoSays(account()), limit_cents=100)
+    reservation = budget.reserve("payer", MODEL, 1_000, 100_000)
+    assert budget.remaining("payer") == (100, int(100 - WORST_CENTS))
+    reservation.settle(3.0)
+    assert budget.remaining("payer") == (100, 97)
+    reservation.settle(3.0)  # idempotent: a second settle changes nothing
+    assert budget.remaining("payer") == (100, 97)
+
+
+def test_spending_lago_has_already_seen_is_not_counted_twice() -> None:
+    lago = LagoSays(account())
+    budget = guard(lago, limit_cents=100)
+    budget.reserve("payer", MODEL, 1_000, 100_000).settle(30.0)
+    assert budget.remaining("payer") == (100, 70)
+    lago.current = account(amount_cents=30)  # a fresher read of Lago that includes the call
+    assert budget.remaining("payer") == (100, 70)
+
+
+def test_the_customer_s_own_budget_overrides_the_default_limit() -> None:
+    budget = guard(LagoSays(account(budget_cents=1_000)), limit_cents=1)
+    reserve(budget)
+    assert budget.remaining("payer") == (1_000, int(1_000 - WORST_CENTS))
+
+
+def test_without_an_account_there_is_no_remaining_figure_and_only_the_default_limit() -> None:
+    budget = guard(LagoSays(None), limit_cents=100)
+    assert budget.remaining("payer") is None
+    reserve(budget)
+
+
+def test_the_no_reservation_placeholder_settles_to_nothing() -> None:
+    NO_RESERVATION.settle(5.0)
+    assert NO_RESERVATION.cents == 0.0

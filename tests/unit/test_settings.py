@@ -36,7 +36,7 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.chat_models == ("local/demo",) and settings.default_model == "local/demo"
     assert (settings.max_tokens, settings.max_body_bytes, settings.max_messages) == (4096, 262144, 200)
-    assert (settings.llm_timeout_s, settings.usage_cache_s, settings.replay_batch_size) == (60.0, 10.0, 200)
+    assert (settings.llm_timeout_s, settings.usage_cache_s, settings.replay_batch_size) == (60.0, 10.0, 500)
     assert settings.outbox_enabled and not settings.require_billing and not settings.allow_anonymous
     assert settings.budget_cents is None and settings.cors_origins == ()
     assert not settings.lago.enabled

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import litellm
@@ -28,6 +28,7 @@ from .chat_request import ChatRequest
 from .errors import ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .llm import CallContext
+from .logs import log
 from .secret_env import SecretRetry
 from .shutdown import SHUTDOWN
 
@@ -47,13 +48,20 @@ class ChatService:
         accounts: LagoAccounts | None = None,
         budget: BudgetGuard | None = None,
         budget_cap: Callable[[Caller], int | None] | None = None,
-        unavailable_models: frozenset[str] = frozenset(),
+        unavailable_models: Mapping[str, tuple[str, ...]] | None = None,
+        deployed: bool = False,
         billing_retry: SecretRetry | None = None,
     ) -> None:
         self.billing = billing
         self.accounts = accounts  # when Lago is configured
         self.budget = budget  # when CHAT_BUDGET_CENTS or CHAT_NEW_ACCOUNT_BUDGET_CENTS is set, with Lago
-        self.unavailable_models = unavailable_models  # configured, but their provider keys are missing
+        # Configured, but their provider keys are missing: model -> the missing variables.
+        self.unavailable_models = dict(unavailable_models or {})
+        # Reported by the first chat request, not at cold start: usage and replay_billing share
+        # the instance code but call no model (and get no provider keys), so they stay quiet.
+        self._unreported = bool(self.unavailable_models)
+        self._report_lock = threading.Lock()
+        self._deployed = deployed
         self._budget_cap = budget_cap  # a caller's lower limit (the sign-in policy's new accounts)
         self._require_billing = require_billing
         self._billing_retry = billing_retry  # Lago's secrets, read again by requests until they are
@@ -89,6 +97,8 @@ class ChatService:
 
     def _prepare(self, request: ChatRequest, caller: Caller) -> RequestBilling:
         """Refuse what cannot be served or billed, then provision the payer and hold its budget."""
+        if self._unreported:
+            self._report_unavailable_models()
         if self._require_billing and not self.billing.enabled:
             raise self._billing_unavailable()
         if request.model in self.unavailable_models:
@@ -103,6 +113,14 @@ class ChatService:
             max_tokens = request.params["max_tokens"]
             billing.hold(self.budget.reserve(billing.payer, request.model, prompt_tokens, max_tokens, cap))
         return billing
+
+    def _report_unavailable_models(self) -> None:
+        with self._report_lock:
+            if not self._unreported:
+                return
+            self._unreported = False
+        for model, missing in self.unavailable_models.items():
+            log("ERROR" if self._deployed else "WARNING", "model_unavailable", model=model, missing=list(missing))
 
     def _cap(self, payer: str, caller: Caller) -> int | None:
         # A member's account age says nothing about a team's shared budget: users' own budgets only.

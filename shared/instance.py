@@ -168,7 +168,8 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
         accounts=accounts,
         budget=budget,
         budget_cap=sign_in.budget_cap_cents,
-        unavailable_models=unavailable_models(settings.chat_models, deployed=settings.deployed),
+        unavailable_models=unavailable_models(settings.chat_models),
+        deployed=settings.deployed,
         billing_retry=retry,
     )
     log(

@@ -228,15 +228,10 @@ def missing_provider_keys(model: str) -> tuple[str, ...]:
         return ()
 
 
-def unavailable_models(models: tuple[str, ...], *, deployed: bool) -> frozenset[str]:
-    """The models that cannot be served because their provider keys are missing (logged)."""
-    unavailable = set()
-    for model in models:
-        missing = missing_provider_keys(model)
-        if missing:
-            unavailable.add(model)
-            log("ERROR" if deployed else "WARNING", "model_unavailable", model=model, missing=list(missing))
-    return frozenset(unavailable)
+def unavailable_models(models: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The models that cannot be served because their provider keys are missing, with those keys.
+    Not logged here: only the function that calls models reports them (``ChatService``)."""
+    return {model: missing for model in models if (missing := missing_provider_keys(model))}
 
 
 def _fetch_all(refs: list[SecretRef], project: str, emulator: str, deadline: float) -> dict[str, Any]:

@@ -201,8 +201,7 @@ class Settings:
     @property
     def prices_required(self) -> bool:
         """Money depends on LiteLLM's cost: a model without a price would be free."""
-        budget = self.budget_cents is not None or self.sign_in.new_account_budget_cents is not None
-        return budget or self.lago.bills_cost
+        return self.budget_cents is not None or self.lago.bills_cost
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

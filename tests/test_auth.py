@@ -180,6 +180,7 @@ def deployed_server(function_server, google_certs: FakeGoogleCerts, tmp_path_fac
     key_file.write_text(json.dumps(google_certs.service_account_key(PROJECT_ID)))
     return function_server(
         K_SERVICE="chat",
+        CHAT_APP_CHECK="off",  # enforced by default when deployed; billing is what is under test
         GOOGLE_APPLICATION_CREDENTIALS=str(key_file),  # a deployed instance's default credentials
         SECRETS="",
         LAGO_API_KEY=None,

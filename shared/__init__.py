@@ -3,12 +3,14 @@
 One module per concern: ``settings`` (configuration), ``secret_env`` (Secret Manager at cold
 start), ``logs`` (structured logging), ``errors`` (our error types and their HTTP shape),
 ``auth`` (Firebase ID tokens), ``app_check`` (Firebase App Check), ``sign_in_policy``
-(which identities may chat), ``chat_request`` (the request body), ``llm`` (LiteLLM calls),
+(which identities may chat), ``chat_request`` (the request body), ``chat_params``
+(its optional fields and which models take them), ``llm`` (LiteLLM calls),
 ``local_model`` (the embedded offline model), ``chat`` (``ChatService``: one request from its
 verified caller to its billed answer), ``billing_event`` / ``lago_events`` / ``billing`` /
 ``outbox`` / ``replay`` / ``invoker`` (usage billing in Lago; who may run the replay),
-``lago_accounts`` / ``budget`` / ``model_prices`` (customers, usage, per-payer spending limits
-and the prices they rest on), ``shutdown`` (SIGTERM: streams ended and billed in time),
-``instance`` (the per-instance singletons) and ``handlers`` (HTTP in, HTTP out, one routing
-table per function).
+``lago_accounts`` / ``budget`` / ``ledger`` / ``model_prices`` (customers, usage, and the
+payer's and the project's spending limits on a Firestore ledger shared by every instance, and
+the prices they rest on), ``rate_limits`` (per-payer requests, tokens and concurrency),
+``shutdown`` (SIGTERM: streams ended and billed in time), ``instance`` (the per-instance
+singletons) and ``handlers`` (HTTP in, HTTP out, one routing table per function).
 """

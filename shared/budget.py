@@ -1,118 +1,159 @@
-"""Per-payer spending limits for the current billing period, enforced before the model is called.
+"""Spending limits for the current billing period, enforced before the model is called.
 
-Spent = Lago's current usage + this instance's calls settled since that usage was read + the
-calls in flight here (reserved at their worst-case cost). A call is let through only if its
-reservation fits under the limit, so concurrent requests of one payer on one instance cannot
-all slip past it. Across instances each only knows its own calls in flight: the overshoot is
-bounded by (other instances' concurrent calls x one call's worst case) plus Lago's ingestion lag.
+Each call reserves its worst case (prompt tokens and ``max_tokens`` at the model's price) and
+settles its real cost when it is billed. The reservation is made against the shared ledger
+(``ledger.py``: Firestore, the same figure on every instance, spent through leased slices), so
+the limit holds exactly across instances: see that module for why and at what cost.
+
+Two limits, each its own ledger:
+- the payer's, per Lago billing period: ``CHAT_BUDGET_CENTS``, or the customer's
+  ``chat_budget_cents`` metadata in Lago; reconciled with Lago's current usage;
+- the project's, per calendar month (UTC) across all payers: ``CHAT_PROJECT_BUDGET_CENTS``.
 
 Amounts are in cents of the model cost LiteLLM computes (the Lago plan is expected to price the
-``response_cost`` it receives at cost; see the README). Lago being unreachable lets calls
-through (logged): chat keeps working and every call is still billed.
+``response_cost`` it receives at cost; see the README). Lago being unreachable does not stop
+chat: the ledger decides from the last usage it read (a payer never read falls back to the
+default limit and the calendar month). Firestore being unreachable does: a limit that cannot be
+checked answers 503 rather than let spending through.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from .billing_event import price
 from .errors import ApiError, ErrorCode
-from .lago_accounts import Account, LagoAccounts
+from .lago_accounts import LagoAccounts
+from .ledger import SpendLeases
 from .logs import log, uid_hash
 
-
-@dataclass
-class _PayerSpend:
-    """One payer's calls in flight (reserved) and recently settled on this instance."""
-
-    reserved: float = 0.0
-    settled: list[tuple[float, float]] = field(default_factory=list)  # (when, cents)
+PROJECT_PAYER = "__project__"  # not a Firebase uid (those are 28 characters of [A-Za-z0-9])
 
 
 class Reservation:
-    """A call's worst-case cost held against the payer's budget until ``settle``."""
+    """A call's holds (budget, rate limits) kept until ``settle`` with the call's real cost."""
 
-    def __init__(self, guard: BudgetGuard | None, payer: str, cents: float) -> None:
-        self._guard, self._payer, self.cents = guard, payer, cents
-        self._open = guard is not None
+    def __init__(self, release: Callable[[float], None] | None = None) -> None:
+        self._release = release
+        self._lock = threading.Lock()
 
     def settle(self, actual_cents: float) -> None:
-        if self._open and self._guard is not None:
-            self._open = False
-            self._guard._settle(self._payer, self.cents, actual_cents)
+        with self._lock:
+            release, self._release = self._release, None
+        if release is not None:
+            release(actual_cents)
+
+    def then(self, other: Reservation) -> Reservation:
+        """One reservation that settles both."""
+
+        def both(actual: float) -> None:
+            try:
+                self.settle(actual)
+            finally:
+                other.settle(actual)
+
+        return Reservation(both)
 
 
-NO_RESERVATION = Reservation(None, "", 0.0)
+NO_RESERVATION = Reservation(None)
+
+
+def calendar_month(now: dt.datetime | None = None) -> str:
+    moment = now or dt.datetime.now(dt.UTC)
+    return moment.strftime("%Y-%m-01T00:00:00Z")
 
 
 class BudgetGuard:
-    """Per instance: the payers' reservations and recent spending."""
+    """Per instance: reserves calls against the payer's and the project's ledgers."""
 
-    def __init__(self, accounts: LagoAccounts, default_limit_cents: int | None) -> None:
+    def __init__(
+        self,
+        accounts: LagoAccounts | None,
+        leases: SpendLeases,
+        *,
+        default_limit_cents: int | None,
+        project_limit_cents: int | None = None,
+    ) -> None:
         self._accounts = accounts
+        self._leases = leases
         self._default_limit = default_limit_cents
-        self._lock = threading.Lock()
-        self._spend: dict[str, _PayerSpend] = {}
+        self._project_limit = project_limit_cents
+        self._project_logged = False
 
     def reserve(
         self, payer: str, model: str, prompt_tokens: int, max_tokens: int, cap_cents: int | None = None
     ) -> Reservation:
-        """Hold the call's worst case, or raise a 402 when the payer's limit is reached.
+        """Hold the call's worst case, or raise a 402 naming the limit that is reached.
 
-        ``cap_cents`` lowers the limit for this call (a new account's smaller budget)."""
+        ``cap_cents`` lowers the payer's limit for this call (a new account's smaller budget)."""
         estimate = (price(model, prompt_tokens, max_tokens) or 0.0) * 100
-        account = self._accounts.account(payer)
-        limit = _limit(self._limit_for(account), cap_cents)
+        try:
+            payer_hold = self._reserve_payer(payer, estimate, cap_cents)
+            try:
+                project_hold = self._reserve_project(estimate)
+            except BaseException:
+                payer_hold.settle(0.0)
+                raise
+        except ApiError:
+            raise
+        except Exception as error:  # noqa: BLE001 - Firestore failing: a limit we cannot check refuses
+            log("ERROR", "budget_ledger_unavailable", error_class=type(error).__name__)
+            raise ApiError(
+                ErrorCode.UNAVAILABLE,
+                "Chat is unavailable: spending limits cannot be checked right now.",
+                headers={"Retry-After": "5"},
+            ) from None
+        return payer_hold.then(project_hold)
+
+    def _limit_for(self, payer: str, cap_cents: int | None) -> tuple[int | None, str, float]:
+        account = self._accounts.account(payer) if self._accounts is not None else None
+        if account is None:
+            return _limit(self._default_limit, cap_cents), calendar_month(), 0.0
+        limit = account.budget_cents if account.budget_cents is not None else self._default_limit
+        return _limit(limit, cap_cents), account.from_datetime or calendar_month(), float(account.amount_cents)
+
+    def _reserve_payer(self, payer: str, estimate: float, cap_cents: int | None) -> Reservation:
+        limit, period, lago = self._limit_for(payer, cap_cents)
         if limit is None:
             return NO_RESERVATION
-        with self._lock:
-            spend = self._spend.setdefault(payer, _PayerSpend())
-            if account is not None:  # spending Lago has seen by now is in its usage already
-                spend.settled = [(t, c) for t, c in spend.settled if t >= account.fetched_at]
-            lago = account.amount_cents if account else 0
-            spent = lago + sum(c for _, c in spend.settled) + spend.reserved
-            if spent >= limit or spent + estimate > limit:
-                log(
-                    "INFO",
-                    "budget_exceeded",
-                    payer_hash=uid_hash(payer),
-                    limit_cents=limit,
-                    spent_cents=math.ceil(spent),
-                )
-                message = "You have reached your usage limit for this billing period."
-                if limit == cap_cents:
-                    message = "You have reached the usage limit of new accounts; it rises once your account is older."
-                raise ApiError(ErrorCode.BUDGET_EXCEEDED, message)
-            spend.reserved += estimate
-        return Reservation(self, payer, estimate)
+        key = self._leases.reserve(payer, period, estimate, limit=limit, lago=lago)
+        if key is None:
+            log("INFO", "budget_exceeded", payer_hash=uid_hash(payer), limit_cents=limit, period=period)
+            message = "You have reached your usage limit for this billing period."
+            if limit == cap_cents:
+                message = "You have reached the usage limit of new accounts; it rises once your account is older."
+            raise ApiError(ErrorCode.BUDGET_EXCEEDED, message)
+        return Reservation(lambda actual: self._leases.settle(key, estimate, actual))
 
-    def _limit_for(self, account: Account | None) -> int | None:
-        if account is not None and account.budget_cents is not None:
-            return account.budget_cents
-        return self._default_limit
-
-    def _settle(self, payer: str, reserved: float, actual: float) -> None:
-        with self._lock:
-            spend = self._spend.setdefault(payer, _PayerSpend())
-            spend.reserved = max(0.0, spend.reserved - reserved)
-            if actual > 0:
-                spend.settled.append((time.monotonic(), actual))
+    def _reserve_project(self, estimate: float) -> Reservation:
+        if self._project_limit is None:
+            return NO_RESERVATION
+        key = self._leases.reserve(PROJECT_PAYER, calendar_month(), estimate, limit=self._project_limit)
+        if key is None:
+            if not self._project_logged:
+                self._project_logged = True
+                log("ERROR", "project_budget_reached", limit_cents=self._project_limit, period=calendar_month())
+            raise ApiError(
+                ErrorCode.PROJECT_BUDGET_REACHED,
+                "The service has reached its spending limit for this month; try again next month.",
+            )
+        return Reservation(lambda actual: self._leases.settle(key, estimate, actual))
 
     def remaining(self, payer: str, cap_cents: int | None = None) -> tuple[int, int] | None:
-        """``(limit, remaining)`` in cents for the usage view; None without an account or a limit."""
+        """``(limit, remaining)`` in cents for the usage view, from Lago's usage; None without it."""
+        if self._accounts is None:
+            return None
         account = self._accounts.account(payer)
         if account is None:
             return None
-        limit = _limit(self._limit_for(account), cap_cents)
+        limit = account.budget_cents if account.budget_cents is not None else self._default_limit
+        limit = _limit(limit, cap_cents)
         if limit is None:
             return None
-        with self._lock:
-            spend = self._spend.get(payer, _PayerSpend())
-            local = sum(c for t, c in spend.settled if t >= account.fetched_at) + spend.reserved
-        return limit, max(0, math.floor(limit - account.amount_cents - local))
+        return limit, max(0, math.floor(limit - account.amount_cents))
 
 
 def _limit(limit: int | None, cap_cents: int | None) -> int | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -23,12 +24,13 @@ from . import llm
 from .auth import Caller
 from .billing import Billing, RequestBilling
 from .billing_event import CallUsage, usage_from_response
-from .budget import BudgetGuard
-from .chat_request import ChatRequest
-from .errors import ApiError, ErrorCode
+from .budget import NO_RESERVATION, BudgetGuard, Reservation
+from .chat_request import ChatRequest, worst_case_tokens
+from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .llm import CallContext
 from .logs import log
+from .rate_limits import Permit, RateLimits, set_answer_headers
 from .secret_env import SecretRetry
 from .shutdown import SHUTDOWN
 
@@ -48,13 +50,15 @@ class ChatService:
         accounts: LagoAccounts | None = None,
         budget: BudgetGuard | None = None,
         budget_cap: Callable[[Caller], int | None] | None = None,
+        limits: RateLimits | None = None,
         unavailable_models: Mapping[str, tuple[str, ...]] | None = None,
         deployed: bool = False,
         billing_retry: SecretRetry | None = None,
     ) -> None:
         self.billing = billing
         self.accounts = accounts  # when Lago is configured
-        self.budget = budget  # when CHAT_BUDGET_CENTS or CHAT_NEW_ACCOUNT_BUDGET_CENTS is set, with Lago
+        self.budget = budget  # CHAT_BUDGET_CENTS / CHAT_NEW_ACCOUNT_BUDGET_CENTS (with Lago), CHAT_PROJECT_BUDGET_CENTS
+        self.limits = limits  # any of CHAT_RATE_LIMIT_RPM / _TPM, CHAT_MAX_CONCURRENT
         # Configured, but their provider keys are missing: model -> the missing variables.
         self.unavailable_models = dict(unavailable_models or {})
         # Reported by the first chat request, not at cold start: usage and replay_billing share
@@ -71,8 +75,8 @@ class ChatService:
         """A ``chat.completion`` body; the call is billed before this returns."""
         return complete_json(request, self._prepare(request, caller), self._timeout_s)
 
-    def stream(self, request: ChatRequest, caller: Caller) -> Iterator[str]:
-        """The call's SSE lines; errors before the first byte raise ``ApiError``."""
+    def stream(self, request: ChatRequest, caller: Caller) -> tuple[str, Iterator[str]]:
+        """The call's id and its SSE lines; errors before the first byte raise ``ApiError``."""
         return open_event_stream(request, self._prepare(request, caller), self._timeout_s)
 
     def usage(self, caller: Caller) -> dict[str, Any]:
@@ -105,13 +109,23 @@ class ChatService:
             message = f"The model '{request.model}' is not available: its provider credentials are missing."
             raise ApiError(ErrorCode.UNAVAILABLE, message)
         billing = self.billing.for_request(caller)
-        if self.accounts is not None:
-            self.accounts.provision(billing.payer, caller)
-        if self.budget is not None:
-            prompt_tokens = litellm.token_counter(model=request.model, messages=request.messages)
-            cap = self._cap(billing.payer, caller)
-            max_tokens = request.params["max_tokens"]
-            billing.hold(self.budget.reserve(billing.payer, request.model, prompt_tokens, max_tokens, cap))
+        if self.limits is None and self.budget is None:
+            if self.accounts is not None:
+                self.accounts.provision(billing.payer, caller)
+            return billing
+        prompt_tokens, completion_tokens = worst_case_tokens(request)
+        permit = self._admit(billing.payer, caller.uid, prompt_tokens + completion_tokens)
+        try:
+            if self.accounts is not None:
+                self.accounts.provision(billing.payer, caller)
+            reservation = NO_RESERVATION
+            if self.budget is not None:
+                cap = self._cap(billing.payer, caller)
+                reservation = self.budget.reserve(billing.payer, request.model, prompt_tokens, completion_tokens, cap)
+        except BaseException:
+            permit.release()
+            raise
+        billing.hold(Reservation(lambda _: permit.release()).then(reservation))
         return billing
 
     def _report_unavailable_models(self) -> None:
@@ -121,6 +135,15 @@ class ChatService:
             self._unreported = False
         for model, missing in self.unavailable_models.items():
             log("ERROR" if self._deployed else "WARNING", "model_unavailable", model=model, missing=list(missing))
+
+    def _admit(self, payer: str, uid: str, tokens: int) -> Permit:
+        """Count the request against the payer's rate limits (and the member's, in team mode)."""
+        if self.limits is None:
+            return Permit({})
+        keys = [f"payer:{payer}"] + ([f"uid:{uid}"] if uid != payer else [])
+        permit = self.limits.admit(keys, tokens)
+        set_answer_headers(permit.headers)
+        return permit
 
     def _cap(self, payer: str, caller: Caller) -> int | None:
         # A member's account age says nothing about a team's shared budget: users' own budgets only.
@@ -150,27 +173,34 @@ def complete_json(request: ChatRequest, billing: RequestBilling, timeout_s: floa
     try:
         response = llm.complete(request, call, timeout_s)
         cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        billing.succeeded(call, usage_from_response(response, request.model, cost=cost))
-    except ApiError:
+        usage = usage_from_response(response, request.model, cost=cost)
+        billing.succeeded(call, usage)
+    except ApiError as error:
         billing.failed(call)
+        error.headers.setdefault(REQUEST_ID_HEADER, call.call_id)
         raise
     finally:
         billing.flush()
     body: dict[str, Any] = response.model_dump(exclude_none=True)
     body.update(id=call.call_id, object="chat.completion", model=request.model)
+    for choice in body.get("choices", []):
+        choice.pop("provider_specific_fields", None)
+    if usage.response_cost is not None and isinstance(body.get("usage"), dict):
+        body["usage"]["cost"] = usage.response_cost  # dollars, as LiteLLM puts it in a stream's usage chunk
     return body
 
 
-def open_event_stream(request: ChatRequest, billing: RequestBilling, timeout_s: float) -> Iterator[str]:
-    """Start the call (errors before the first byte raise ``ApiError``) and return its SSE lines."""
+def open_event_stream(request: ChatRequest, billing: RequestBilling, timeout_s: float) -> tuple[str, Iterator[str]]:
+    """Start the call (errors before the first byte raise ``ApiError``): its id and its SSE lines."""
     call = billing.start_call(request.model)
     try:
         stream = llm.open_stream(request, call, timeout_s)
-    except ApiError:
+    except ApiError as error:
         billing.failed(call)
         billing.flush()  # nothing to bill; releases the budget reservation
+        error.headers.setdefault(REQUEST_ID_HEADER, call.call_id)
         raise
-    return _sse(stream, request, call, billing)
+    return call.call_id, _sse(stream, request, call, billing)
 
 
 class _StreamBill:
@@ -203,21 +233,26 @@ class _StreamBill:
 
 def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestBilling) -> Iterator[str]:
     bill = _StreamBill(billing, call, request)
+    finishes = _Finishes(request.n)
     untrack = SHUTDOWN.track(bill.settle)
     try:
         last = "data: [DONE]\n\n"
         try:
             for chunk in stream:
                 if getattr(chunk, "usage", None) is not None and not chunk.choices:
+                    yield from finishes.missing(call, request.model)
                     bill.final = usage_from_response(chunk, request.model)
                     if not request.include_usage:
                         continue
                 else:
                     bill.sent.append(chunk)
+                    finishes.saw(chunk)
                 yield _data(chunk, call, request.model)
                 if SHUTDOWN.stream_must_end():  # the instance is going away: bill what was sent, then end
                     last = f"data: {json.dumps(SHUTTING_DOWN.to_dict())}\n\n"
                     break
+            else:
+                yield from finishes.missing(call, request.model)
         except Exception as error:  # noqa: BLE001 - a provider failure mid-stream ends the stream
             last = f"data: {json.dumps(llm.provider_error(error, call).to_dict())}\n\n"
         bill.settle()  # billed before the last line reaches the client
@@ -226,6 +261,36 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
         bill.settle()  # the client went away: bill what was generated, before the request ends
         untrack()
         _close(stream)
+
+
+class _Finishes:
+    """LiteLLM's stream wrapper passes on only the first choice's ``finish_reason``: with ``n`` > 1
+    the other choices get theirs (the same reason) in a chunk of their own before the usage chunk."""
+
+    def __init__(self, n: int) -> None:
+        self._open = set(range(n))
+        self._reason: str | None = None
+
+    def saw(self, chunk: Any) -> None:
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                self._open.discard(choice.index)
+                self._reason = choice.finish_reason
+
+    def missing(self, call: CallContext, model: str) -> Iterator[str]:
+        if self._reason is None:
+            return
+        for index in sorted(self._open):
+            choice = {"index": index, "delta": {}, "finish_reason": self._reason}
+            body = {
+                "id": call.call_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [choice],
+            }
+            yield f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+        self._open.clear()
 
 
 def _data(chunk: Any, call: CallContext, model: str) -> str:

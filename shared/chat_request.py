@@ -6,22 +6,47 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import litellm
+
+from .chat_params import check_fields
 from .errors import ApiError, ErrorCode
 from .settings import Settings
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
-_MESSAGE_KEYS = ("role", "content", "name", "tool_call_id", "tool_calls")
+_MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_call_id", "tool_calls", "refusal", "audio"})
+_DETAILS = ("auto", "low", "high")
+_AUDIO_FORMATS = ("wav", "mp3")
+# Worst-case prompt tokens of the parts LiteLLM cannot count without fetching or decoding them
+# (the budget's reservation; the bill is the provider's count). An image: OpenAI's largest count,
+# gpt-4o-mini's 2,833 + 5,667 per 512-px tile, 8 tiles at most at high detail (2,833 at low).
+IMAGE_TOKENS_HIGH = 2833 + 5667 * 8
+IMAGE_TOKENS_LOW = 2833
+# Audio and files: one token per byte of their base64 text, far above any provider's count.
+BYTES_PER_MEDIA_TOKEN = 1
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A checked request. ``params`` are the optional sampling parameters LiteLLM receives."""
+    """A checked request. ``params`` are the keyword arguments LiteLLM receives beyond the messages.
+
+    ``end_user`` says the caller sent ``user``: the provider then gets the caller's uid hash in
+    its place (never the sent value, which no one verified). ``media_tokens`` is the worst case of
+    the image, audio and file parts, which the budget adds to the counted text.
+    """
 
     model: str
     messages: list[dict[str, Any]]
     stream: bool
     include_usage: bool
     params: dict[str, Any]
+    n: int = 1
+    end_user: bool = False
+    media_tokens: int = 0
+
+    @property
+    def max_tokens(self) -> int:
+        """The completion limit of one choice."""
+        return int(min(self.params.get(k) or 1 << 62 for k in ("max_tokens", "max_completion_tokens")))
 
 
 def _invalid(message: str, param: str | None = None) -> ApiError:
@@ -34,13 +59,56 @@ def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object.")
     model = _model(body.get("model"), settings)
-    messages = _messages(body.get("messages"), settings.max_messages)
-    stream = _optional(body, "stream", bool) or False
-    stream_options = _optional(body, "stream_options", dict) or {}
-    include_usage = stream_options.get("include_usage", False)
+    fields = check_fields(body, model)
+    parts = _PartCounter(model)
+    messages = _messages(body.get("messages"), settings.max_messages, parts)
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _invalid("stream must be a boolean.", "stream")
+    include_usage = _stream_options(body.get("stream_options"))
+    params = {k: v for k, v in fields.items() if k not in ("user", "metadata")}
+    if "metadata" in fields:
+        params["extra_body"] = {"metadata": fields["metadata"]}
+    params.update(_limits(body, settings.max_tokens))
+    return ChatRequest(
+        model,
+        messages,
+        bool(stream),
+        include_usage,
+        params,
+        n=int(fields.get("n", 1)),
+        end_user="user" in fields,
+        media_tokens=parts.tokens,
+    )
+
+
+def _stream_options(value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, dict):
+        raise _invalid("stream_options must be an object.", "stream_options")
+    for key in value:
+        if key not in ("include_usage", "include_obfuscation"):
+            raise _invalid(f"Unrecognized request argument supplied: stream_options.{key}", "stream_options")
+    if not isinstance(value.get("include_obfuscation", False), bool):
+        raise _invalid("stream_options.include_obfuscation must be a boolean.", "stream_options")
+    include_usage = value.get("include_usage", False)
     if not isinstance(include_usage, bool):
         raise _invalid("stream_options.include_usage must be a boolean.", "stream_options")
-    return ChatRequest(model, messages, stream, include_usage, _params(body, settings))
+    return include_usage
+
+
+def _limits(body: dict[str, Any], cap: int) -> dict[str, int]:
+    """Each completion limit the caller sent, capped by ``CHAT_MAX_TOKENS`` (``max_tokens`` if none)."""
+    limits: dict[str, int] = {}
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise _invalid(f"{key} must be an integer of at least 1.", key)
+        limits[key] = min(value, cap)
+    return limits or {"max_tokens": cap}
 
 
 def _json_body(raw: bytes) -> Any:
@@ -76,95 +144,147 @@ def _model(value: Any, settings: Settings) -> str:
     return value
 
 
-def _messages(value: Any, max_messages: int) -> list[dict[str, Any]]:
+class _PartCounter:
+    """Checks content parts against the model's inputs and adds up their worst-case tokens."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.tokens = 0
+
+    def takes(self, kind: str, where: str) -> None:
+        check = {
+            "image_url": litellm.supports_vision,
+            "input_audio": litellm.supports_audio_input,
+            "file": litellm.supports_pdf_input,
+        }[kind]
+        try:
+            supported = bool(check(self.model))
+        except Exception:  # noqa: BLE001 - a model LiteLLM does not know takes text only
+            supported = False
+        if not supported:
+            raise _invalid(f"The model '{self.model}' does not accept '{kind}' content parts.", where)
+
+
+def _messages(value: Any, max_messages: int, parts: _PartCounter) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value:
         raise _invalid("messages must be a non-empty array.", "messages")
     if len(value) > max_messages:
         raise _invalid(f"messages may hold at most {max_messages} items.", "messages")
-    return [_message(item, index) for index, item in enumerate(value)]
+    return [_message(item, index, parts) for index, item in enumerate(value)]
 
 
-def _message(item: Any, index: int) -> dict[str, Any]:
+def _message(item: Any, index: int, parts: _PartCounter) -> dict[str, Any]:
     where = f"messages[{index}]"
     if not isinstance(item, dict):
         raise _invalid(f"{where} must be an object.", where)
+    for key in item:
+        if key not in _MESSAGE_KEYS:
+            raise _invalid(f"Unrecognized request argument supplied: {where}.{key}", f"{where}.{key}")
     role = item.get("role")
     if role not in _ROLES:
         raise _invalid(f"{where}.role must be one of {', '.join(_ROLES)}.", f"{where}.role")
     content = item.get("content")
-    if content is None and not (role == "assistant" and item.get("tool_calls")):
+    if content is None and not (role == "assistant" and (item.get("tool_calls") or item.get("audio"))):
         raise _invalid(f"{where}.content is required.", f"{where}.content")
     if content is not None and not isinstance(content, str):
-        _check_parts(content, where)
-    for key in ("name", "tool_call_id"):
-        if key in item and not isinstance(item[key], str):
+        _check_parts(content, where, role, parts)
+    for key in ("name", "tool_call_id", "refusal"):
+        if item.get(key) is not None and not isinstance(item[key], str):
             raise _invalid(f"{where}.{key} must be a string.", f"{where}.{key}")
-    if "tool_calls" in item:
+    if item.get("audio") is not None and not isinstance(item["audio"], dict):
+        raise _invalid(f"{where}.audio must be an object.", f"{where}.audio")
+    if item.get("tool_calls") is not None:
         _check_tool_calls(item["tool_calls"], f"{where}.tool_calls")
     if role == "tool" and not isinstance(item.get("tool_call_id"), str):
         raise _invalid(f"{where}.tool_call_id is required for tool messages.", f"{where}.tool_call_id")
-    return {key: item[key] for key in _MESSAGE_KEYS if key in item}
+    return {key: value for key, value in item.items() if value is not None}
 
 
-def _check_tool_calls(value: Any, param: str) -> None:
-    if not isinstance(value, list):
-        raise _invalid(f"{param} must be an array.", param)
-    for call in value:
+def _check_tool_calls(calls: Any, where: str) -> None:
+    if not isinstance(calls, list):
+        raise _invalid(f"{where} must be an array.", where)
+    for call in calls:
         function = call.get("function") if isinstance(call, dict) else None
-        ok = (
-            isinstance(function, dict)
+        if not (
+            isinstance(call, dict)
             and isinstance(call.get("id"), str)
-            and call.get("type", "function") == "function"
+            and call.get("type") == "function"
+            and isinstance(function, dict)
             and isinstance(function.get("name"), str)
             and isinstance(function.get("arguments"), str)
-        )
-        if not ok:
-            shape = "{'id': string, 'type': 'function', 'function': {'name': string, 'arguments': string}}"
-            raise _invalid(f"{param} items must be {shape}.", param)
+        ):
+            raise _invalid(
+                f"{where} items must be {{'id', 'type': 'function', 'function': {{'name', 'arguments': string}}}}.",
+                where,
+            )
 
 
-def _check_parts(content: Any, where: str) -> None:
+def _check_parts(content: Any, where: str, role: str, parts: _PartCounter) -> None:
+    where = f"{where}.content"
     if not isinstance(content, list) or not content:
-        raise _invalid(f"{where}.content must be a string or a non-empty array of text parts.", f"{where}.content")
+        raise _invalid(f"{where} must be a string or a non-empty array of content parts.", where)
+    allowed = ("text", "image_url", "input_audio", "file") if role == "user" else ("text", "refusal")
     for part in content:
-        if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
-            raise _invalid(f"{where}.content parts must be {{'type': 'text', 'text': string}}.", f"{where}.content")
+        kind = part.get("type") if isinstance(part, dict) else None
+        if not isinstance(kind, str) or kind not in allowed:
+            raise _invalid(f"{where} parts of a {role} message must have a type among {', '.join(allowed)}.", where)
+        if kind in ("text", "refusal"):
+            if not isinstance(part.get(kind), str):
+                raise _invalid(f"{where}: a {kind} part needs a string '{kind}'.", where)
+            continue
+        parts.takes(kind, where)
+        parts.tokens += _media_part(kind, part.get(kind), where)
 
 
-def _optional(body: dict[str, Any], key: str, kind: type) -> Any:
-    value = body.get(key)
-    if value is None:
-        return None
-    if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        raise _invalid(f"{key} must be {'a number' if kind in (int, float) else 'of type ' + kind.__name__}.", key)
-    return value
+def _media_part(kind: str, value: Any, where: str) -> int:
+    """Check an image, audio or file part; return its worst-case prompt tokens."""
+    if not isinstance(value, dict):
+        raise _invalid(f"{where}: a {kind} part needs a '{kind}' object.", where)
+    if kind == "image_url":
+        url = value.get("url")
+        # Only https and inline data: the provider must not be made to fetch internal addresses.
+        if not isinstance(url, str) or not (url.startswith("https://") or url.startswith("data:image/")):
+            raise _invalid(f"{where}: image_url.url must be an https:// URL or a data:image/ URI.", where)
+        detail = value.get("detail", "auto")
+        if detail not in _DETAILS:
+            raise _invalid(f"{where}: image_url.detail must be one of {', '.join(_DETAILS)}.", where)
+        return IMAGE_TOKENS_LOW if detail == "low" else IMAGE_TOKENS_HIGH
+    if kind == "input_audio":
+        if not isinstance(value.get("data"), str) or value.get("format") not in _AUDIO_FORMATS:
+            raise _invalid(f"{where}: input_audio needs base64 'data' and a format of wav or mp3.", where)
+        return len(value["data"]) // BYTES_PER_MEDIA_TOKEN
+    # A file travels inline only: a provider file_id would reach files this service's key uploaded.
+    if "filename" in value and not isinstance(value["filename"], str):
+        raise _invalid(f"{where}: file.filename must be a string.", where)
+    if not isinstance(value.get("file_data"), str) or "file_id" in value:
+        raise _invalid(f"{where}: file needs inline 'file_data' (file_id is not accepted).", where)
+    return len(value["file_data"]) // BYTES_PER_MEDIA_TOKEN
 
 
-def _params(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for key, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
-        value = _optional(body, key, float)
-        if value is not None:
-            if not low <= value <= high:
-                raise _invalid(f"{key} must be between {low} and {high}.", key)
-            params[key] = value
-    limits = [
-        v for v in (_optional(body, "max_tokens", int), _optional(body, "max_completion_tokens", int)) if v is not None
-    ]
-    if any(v < 1 for v in limits):
-        raise _invalid("max_tokens must be at least 1.", "max_tokens")
-    params["max_tokens"] = min([settings.max_tokens, *limits])
-    stop = body.get("stop")
-    if stop is not None:
-        if isinstance(stop, str):
-            stop = [stop]
-        if not (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop)):
-            raise _invalid("stop must be a string or an array of at most 4 strings.", "stop")
-        params["stop"] = stop
-    return params
+def _text_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with media parts removed (counted separately, never fetched)."""
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            message = {**message, "content": [p for p in content if p.get("type") in ("text", "refusal")] or ""}
+        out.append(message)
+    return out
+
+
+def worst_case_tokens(request: ChatRequest) -> tuple[int, int]:
+    """``(prompt, completion)`` tokens the call may use at most, for the budget's reservation.
+
+    Prompt: the messages and tools as LiteLLM counts them for the model, the response_format
+    schema's text, and the media parts' bounds. Completion: ``max_tokens`` for each of the n choices.
+    """
+    tools = request.params.get("tools")
+    messages = _text_only(request.messages)
+    response_format = request.params.get("response_format")
+    try:
+        prompt = litellm.token_counter(model=request.model, messages=messages, tools=tools)
+        if response_format is not None:
+            prompt += litellm.token_counter(model=request.model, text=json.dumps(response_format))
+    except Exception:  # noqa: BLE001 - a shape LiteLLM cannot count: a token per character bounds it
+        prompt = len(json.dumps([messages, tools, response_format]))
+    return prompt + request.media_tokens, request.max_tokens * request.n

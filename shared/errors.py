@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 from typing import Any, TypedDict
 
+# The response header that carries the call's id (Lago's transaction_id), on errors too.
+REQUEST_ID_HEADER = "x-request-id"
+
 
 class ErrorCode(enum.Enum):
     """Each code carries its HTTP status and OpenAI's error ``type``."""
@@ -15,6 +18,7 @@ class ErrorCode(enum.Enum):
     APP_CHECK_MISSING = (401, "authentication_error", "app_check_missing")
     APP_CHECK_INVALID = (401, "authentication_error", "app_check_invalid")
     BUDGET_EXCEEDED = (402, "insufficient_quota", "budget_exceeded")
+    PROJECT_BUDGET_REACHED = (402, "insufficient_quota", "project_budget_reached")
     FORBIDDEN = (403, "permission_error", "forbidden")
     EMAIL_NOT_VERIFIED = (403, "permission_error", "email_not_verified")
     SIGN_IN_PROVIDER_REFUSED = (403, "permission_error", "sign_in_provider_not_allowed")
@@ -23,6 +27,9 @@ class ErrorCode(enum.Enum):
     METHOD_NOT_ALLOWED = (405, "invalid_request_error", "method_not_allowed")
     BODY_TOO_LARGE = (413, "invalid_request_error", "request_too_large")
     RATE_LIMITED = (429, "rate_limit_error", "rate_limit_exceeded")
+    # Our own limits, in OpenAI's shape for them: the type names what ran out.
+    RATE_LIMIT_REQUESTS = (429, "requests", "rate_limit_exceeded")
+    RATE_LIMIT_TOKENS = (429, "tokens", "rate_limit_exceeded")
     INTERNAL = (500, "server_error", "internal_error")
     UPSTREAM_ERROR = (502, "api_error", "upstream_error")
     UNAVAILABLE = (503, "api_error", "service_unavailable")

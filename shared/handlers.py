@@ -7,6 +7,8 @@ the 404 for an unknown path, the 405 (with ``Allow``) for a wrong method and the
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -15,15 +17,24 @@ import flask
 from .app_check import APP_CHECK_HEADER
 from .body_guard import skip_body
 from .chat_request import parse_chat_request
-from .errors import ApiError, ErrorCode, internal_error
+from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
 from .logs import bind_request, log, unbind_request
+from .rate_limits import take_answer_headers
 from .settings import DEFAULT_MAX_BODY_BYTES
 from .shutdown import SHUTDOWN
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
 MODELS_PATH_SUFFIX = "/v1/models"
-_CORS_HEADERS = f"Authorization, Content-Type, {APP_CHECK_HEADER}"
+# Request headers a browser may send cross-origin: ours, and those of the ecosystem's clients
+# (the openai package's x-stainless-* family, OpenAI's own headers, idempotency keys).
+_CORS_HEADERS = frozenset(
+    {"authorization", "content-type", APP_CHECK_HEADER.lower(), "accept", "x-request-id", "idempotency-key"}
+    | {"openai-organization", "openai-project", "openai-beta", "x-api-key"}
+)
+_CORS_HEADER_PREFIXES = ("x-stainless-",)
+# Models have no release date here; ``created`` is when this instance started (OpenAI's field).
+_STARTED = int(time.time())
 
 Route = Callable[[flask.Request, Instance], flask.Response]
 # Path suffix ("" matches any path) -> HTTP method -> route.
@@ -55,7 +66,10 @@ def serve(
     finally:
         unbind_request(token)
     skip_body(request.environ)  # answered without (all of) it: don't wait for the rest
+    response.headers.update(take_answer_headers())  # the rate limits' x-ratelimit-*, once admitted
     _apply_cors(request, response, instance.cors_origins)
+    if REQUEST_ID_HEADER not in response.headers:  # no call was made: an id for this response alone
+        response.headers[REQUEST_ID_HEADER] = f"req_{uuid.uuid4().hex}"
     return response
 
 
@@ -95,12 +109,15 @@ def chat_completions(request: flask.Request, instance: Instance) -> flask.Respon
     chat_request = parse_chat_request(raw, settings)
     instance.app_check.check(request.headers.get(APP_CHECK_HEADER), chat_request.model)
     if not chat_request.stream:
-        return json_response(instance.chat.complete(chat_request, caller))
-    lines = instance.chat.stream(chat_request, caller)
+        body = instance.chat.complete(chat_request, caller)
+        response = json_response(body)
+        response.headers[REQUEST_ID_HEADER] = body["id"]
+        return response
+    call_id, lines = instance.chat.stream(chat_request, caller)
     return flask.Response(
         _labelled(lines, request.headers.get("X-Cloud-Trace-Context"), settings.project_id),
         mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", REQUEST_ID_HEADER: call_id},
     )
 
 
@@ -113,6 +130,7 @@ def list_models(request: flask.Request, instance: Instance) -> flask.Response:
         {
             "id": model,
             "object": "model",
+            "created": _STARTED,
             "owned_by": model.partition("/")[0] if "/" in model else "system",
             # The page sends these models a fresh limited-use App Check token: the server consumes it.
             **({"limited_use_app_check": True} if model in consume else {}),
@@ -175,15 +193,25 @@ def _preflight(request: flask.Request, allowed: tuple[str, ...], methods: str) -
         raise ApiError(ErrorCode.FORBIDDEN, "This origin is not allowed to call the API.")
     response = flask.Response(status=204)
     response.headers["Access-Control-Allow-Methods"] = methods
-    response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+    response.headers["Access-Control-Allow-Headers"] = _allowed_headers(
+        request.headers.get("Access-Control-Request-Headers")
+    )
     response.headers["Access-Control-Max-Age"] = "3600"
     return response
+
+
+def _allowed_headers(requested: str | None) -> str:
+    """The requested headers we allow (answered by name: ``*`` would not cover Authorization)."""
+    names = [h.strip().lower() for h in (requested or "").split(",") if h.strip()]
+    allowed = [h for h in names if h in _CORS_HEADERS or h.startswith(_CORS_HEADER_PREFIXES)]
+    return ", ".join(dict.fromkeys(["authorization", "content-type", *allowed]))
 
 
 def _apply_cors(request: flask.Request, response: flask.Response, allowed: tuple[str, ...]) -> None:
     origin = _allowed_origin(request.headers.get("Origin"), allowed)
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = REQUEST_ID_HEADER
         if origin != "*":
             response.headers.add("Vary", "Origin")
 

@@ -9,7 +9,8 @@ functions-framework's server forks. What it makes lives as long as the instance:
 - ``billing``: the Lago callback registered on LiteLLM, the keep-alive Lago HTTP client and the
   Firestore outbox (its gRPC client made on first use, after the fork);
 - ``chat``: the chat flow (``ChatService``), holding ``billing``, the Lago accounts (customers,
-  subscriptions and usage, cached per payer) and the per-payer budget with its reservations;
+  subscriptions and usage, cached per payer), the payer's and the project's spending limits
+  leased from the Firestore ledger (``ledger.py``), and the per-payer rate limits (``rate_limits.py``);
 - the embedded local model, registered with LiteLLM when configured.
 
 If the settings are unusable the instance still starts (no crash loop) and every request is
@@ -32,8 +33,10 @@ from .budget import BudgetGuard
 from .chat import ChatService
 from .errors import ApiError, ErrorCode
 from .lago_accounts import LagoAccounts
+from .ledger import LedgerStore, LocalLedgerStore, SpendLeases
 from .logs import configure, log
 from .model_prices import register_prices, unpriced_models
+from .rate_limits import LocalRateStore, RateLimits, RateStore
 from .secret_env import SecretRetry, unavailable_models
 from .settings import RefusedToStart, Settings, SettingsError, cors_origins_from_env
 from .sign_in_policy import SignInPolicy
@@ -143,7 +146,7 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
         outbox_enabled=settings.outbox_enabled,
         deployed=settings.deployed,
     )
-    accounts = budget = None
+    accounts = budget = limits = None
     if billing.enabled:
         lago = settings.lago
         accounts = LagoAccounts(
@@ -151,15 +154,35 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
             lago.api_key,
             plan_code=lago.plan_code,
             cache_s=settings.usage_cache_s,
+            read_timeout_s=lago.read_timeout_s,
             team_payers=lago.charge_by == "team_id",
         )
-        if settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None:
-            budget = BudgetGuard(accounts, settings.budget_cents)
     elif settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None:
         log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS and CHAT_NEW_ACCOUNT_BUDGET_CENTS need Lago")
     retry = None
     if settings.require_billing and not billing.enabled:
         retry = SecretRetry.for_missing(settings.lago.missing, env)
+    # Not deployed and no Firestore emulator (scripts/run): limits are kept in this process only.
+    local_only = not settings.deployed and not env.get("FIRESTORE_EMULATOR_HOST")
+    limited = (settings.budget_cents, settings.project_budget_cents, settings.rate_limit_rpm) != (None, None, None)
+    if local_only and (limited or settings.rate_limit_tpm is not None or settings.max_concurrent is not None):
+        log("INFO", "limits_local", reason="no FIRESTORE_EMULATOR_HOST: budgets and rate limits are per instance")
+    payer_limit = settings.budget_cents if accounts is not None else None
+    payer_budget = accounts is not None and (
+        settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None
+    )
+    if payer_budget or settings.project_budget_cents is not None:
+        leases = SpendLeases(LocalLedgerStore() if local_only else LedgerStore(settings.project_id))
+        budget = BudgetGuard(
+            accounts, leases, default_limit_cents=payer_limit, project_limit_cents=settings.project_budget_cents
+        )
+    if (settings.rate_limit_rpm, settings.rate_limit_tpm, settings.max_concurrent) != (None, None, None):
+        limits = RateLimits(
+            LocalRateStore() if local_only else RateStore(settings.project_id),
+            rpm=settings.rate_limit_rpm,
+            tpm=settings.rate_limit_tpm,
+            max_concurrent=settings.max_concurrent,
+        )
     sign_in = SignInPolicy(settings.sign_in, verifier.firebase_app)
     chat = ChatService(
         billing,
@@ -168,6 +191,7 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
         accounts=accounts,
         budget=budget,
         budget_cap=sign_in.budget_cap_cents,
+        limits=limits,
         unavailable_models=unavailable_models(settings.chat_models),
         deployed=settings.deployed,
         billing_retry=retry,
@@ -179,6 +203,7 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
         billing=billing.enabled,
         budget=budget is not None,
         app_check=settings.app_check.mode,
+        rate_limits=limits is not None,
     )
     app_check = AppCheckGate(settings.app_check, verifier.firebase_app)
     return Instance(settings, verifier, billing, chat, app_check, sign_in, retry)

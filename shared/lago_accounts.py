@@ -10,6 +10,14 @@
   racing on a new payer may both create it: the same fields, so the upsert changes nothing.
 - ``account``: the payer's current-period usage and its per-customer budget (customer
   metadata ``chat_budget_cents``), cached briefly.
+
+Reads are bounded and never make a request wait behind another one: each GET has one deadline
+(``LAGO_READ_TIMEOUT_S``) and no retries (lago-python-client retries 429 three times by default,
+sleeping up to 20 s each, and ``current_usage`` takes no timeout: we send that GET with the
+library's own request helpers instead). A fetch runs on its own thread and holds no lock while
+it talks to Lago; a request that has a figure, even a stale one, uses it at once and leaves the
+refresh running (it finishes during this request or, if Cloud Functions throttles the CPU after
+the response, during the next one). Only a payer's first read waits, and at most the deadline.
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ import httpx
 from lago_python_client.client import Client
 from lago_python_client.exceptions import LagoApiError
 from lago_python_client.models import Customer, Subscription
+from lago_python_client.models.customer_usage import CustomerUsageResponse
+from lago_python_client.services.rate_limit import RateLimitRetryConfig
+from lago_python_client.services.request import make_headers, make_url, send_get_request
+from lago_python_client.services.response import get_response_data, prepare_object_response
 
 from .auth import Caller
 from .logs import log, log_once, uid_hash
@@ -30,6 +42,7 @@ from .logs import log, log_once, uid_hash
 BUDGET_METADATA_KEY = "chat_budget_cents"
 _TIMEOUT = httpx.Timeout(3.0)
 _FAILURE_RETRY_S = 30.0
+_NO_RETRIES = RateLimitRetryConfig(max_retries=0, retry_on_rate_limit=False)
 
 
 @dataclass(frozen=True)
@@ -58,12 +71,24 @@ class LagoAccounts:
     """Per instance: provisioning and usage reads, each cached per payer."""
 
     def __init__(
-        self, api_base: str, api_key: str, *, plan_code: str, cache_s: float, team_payers: bool = False
+        self,
+        api_base: str,
+        api_key: str,
+        *,
+        plan_code: str,
+        cache_s: float,
+        read_timeout_s: float = 1.5,
+        team_payers: bool = False,
     ) -> None:
-        self._client = Client(api_key=api_key, api_url=api_base.rstrip("/") + "/", max_retries=0)
+        self._client = Client(
+            api_key=api_key, api_url=api_base.rstrip("/") + "/", max_retries=0, retry_on_rate_limit=False
+        )
         self._plan_code = plan_code
         self._team_payers = team_payers
         self._cache_s = cache_s
+        self._read_timeout_s = read_timeout_s
+        self._read_timeout = httpx.Timeout(read_timeout_s)
+        self._refreshing: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._provisioned: set[str] = set()
         self._failed_at: dict[str, float] = {}
@@ -120,29 +145,49 @@ class LagoAccounts:
             raise
 
     # --- usage ---------------------------------------------------------------------------------
-    def account(self, payer: str) -> Account | None:
-        """The payer's usage (cached for ``cache_s``); None when Lago cannot say right now."""
-        asked_at = time.monotonic()
+    def account(self, payer: str, *, fresh: bool = False) -> Account | None:
+        """The payer's usage; None when Lago has not been able to say yet.
+
+        Within ``cache_s`` the cached figure is returned. Past it, a refresh starts in the
+        background and the stale figure is returned at once; ``fresh`` (and a payer never read
+        before) waits for the refresh, at most the read deadline.
+        """
         cached = self._accounts.get(payer)
-        if cached and asked_at - cached.fetched_at < self._cache_s:
+        if cached and not fresh and time.monotonic() - cached.fetched_at < self._cache_s:
             return cached
-        with self._payer_lock(payer):
-            cached = self._accounts.get(payer)
-            if cached and cached.fetched_at >= asked_at:
-                return cached  # fetched by a concurrent request after we asked: as fresh as ours
-            try:
-                account = self._fetch(payer)
-            except (LagoApiError, httpx.HTTPError, ValueError) as error:  # ValueError: an answer of the wrong shape
-                log("WARNING", "lago_usage_unavailable", payer_hash=uid_hash(payer), **_error_fields(error))
-                return cached
-            self._accounts[payer] = account
-            return account
+        done = self.refresh(payer)
+        if cached is not None and not fresh:
+            return cached
+        done.wait(self._read_timeout_s)
+        return self._accounts.get(payer) or cached
+
+    def refresh(self, payer: str) -> threading.Event:
+        """Start reading the payer's usage unless a read is under way; set when it ends."""
+        with self._lock:
+            running = self._refreshing.get(payer)
+            if running is not None:
+                return running
+            done = self._refreshing[payer] = threading.Event()
+        threading.Thread(target=self._refresh, args=(payer, done), name="lago-usage", daemon=True).start()
+        return done
+
+    def _refresh(self, payer: str, done: threading.Event) -> None:
+        try:
+            self._accounts[payer] = self._fetch(payer)
+        except (LagoApiError, httpx.HTTPError, ValueError) as error:  # ValueError: an answer of the wrong shape
+            log("WARNING", "lago_usage_unavailable", payer_hash=uid_hash(payer), **_error_fields(error))
+        except Exception as error:  # noqa: BLE001 - a background thread must not die silently
+            log("ERROR", "lago_usage_failed", payer_hash=uid_hash(payer), error_class=type(error).__name__)
+        finally:
+            with self._lock:
+                self._refreshing.pop(payer, None)
+            done.set()
 
     def _fetch(self, payer: str) -> Account:
         started = time.monotonic()
         budget = self._budget_from_metadata(payer)
         try:
-            usage = self._client.customers.current_usage(payer, external_subscription_id=payer)
+            usage = self._current_usage(payer)
         except LagoApiError as error:
             if error.status_code == 404:  # no customer or subscription yet: nothing used
                 return Account(0, 0, "", None, None, (), budget, started)
@@ -158,9 +203,28 @@ class LagoAccounts:
             fetched_at=started,
         )
 
+    def _current_usage(self, payer: str) -> CustomerUsageResponse:
+        # customers.current_usage has no timeout and retries 429: the same GET, bounded.
+        customers = self._client.customers
+        response = send_get_request(
+            url=make_url(
+                origin=customers.base_url,
+                path_parts=("customers", payer, "current_usage"),
+                query_pairs={"external_subscription_id": payer},
+            ),
+            headers=make_headers(api_key=customers.api_key),
+            timeout=self._read_timeout,
+            rate_limit_retry_config=_NO_RETRIES,
+        )
+        usage: CustomerUsageResponse = prepare_object_response(
+            response_model=CustomerUsageResponse,
+            data=get_response_data(response=response, key="customer_usage"),
+        )
+        return usage
+
     def _budget_from_metadata(self, payer: str) -> int | None:
         try:
-            customer = self._client.customers.find(payer, timeout=_TIMEOUT)
+            customer = self._client.customers.find(payer, timeout=self._read_timeout)
         except LagoApiError as error:
             if error.status_code == 404:
                 return None

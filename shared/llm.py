@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -114,8 +115,13 @@ def open_stream(request: ChatRequest, call: CallContext, timeout_s: float) -> An
         raise provider_error(error, call) from None
 
 
+def provider_user_id(uid: str) -> str:
+    """What the provider gets as ``user``: a stable digest of the verified uid, not the sent value."""
+    return "uid-" + hashlib.sha256(f"chat-end-user:{uid}".encode()).hexdigest()[:32]
+
+
 def _arguments(request: ChatRequest, call: CallContext, timeout_s: float) -> dict[str, Any]:
-    return {
+    arguments = {
         "model": request.model,
         "messages": request.messages,
         "litellm_call_id": call.call_id,
@@ -123,3 +129,6 @@ def _arguments(request: ChatRequest, call: CallContext, timeout_s: float) -> dic
         "num_retries": 0,
         **request.params,
     }
+    if request.end_user:
+        arguments["user"] = provider_user_id(call.uid)
+    return arguments

@@ -83,6 +83,8 @@ class LagoSettings:
     bills_cost: bool = False
     """``LAGO_BILLS_COST``: the Lago metric sums ``response_cost`` (billing at cost), so every
     allowlisted model must have a price, or its calls would be billed 0."""
+    read_timeout_s: float = 1.5
+    """``LAGO_READ_TIMEOUT_S``: the one deadline of a Lago read (usage, customer); no retries."""
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -176,6 +178,14 @@ class Settings:
     budget_cents: int | None
     """``CHAT_BUDGET_CENTS``: each payer's limit for the billing period, in the cost's cents (Lago
     customer metadata ``chat_budget_cents`` overrides it per payer). Default none: no limit."""
+    project_budget_cents: int | None = None
+    """``CHAT_PROJECT_BUDGET_CENTS``: the project's limit per calendar month (UTC), all payers together."""
+    rate_limit_rpm: int | None = None
+    """``CHAT_RATE_LIMIT_RPM``: chat requests per minute per payer (and per uid in team mode); off when unset."""
+    rate_limit_tpm: int | None = None
+    """``CHAT_RATE_LIMIT_TPM``: tokens per minute (prompt + ``max_tokens``, as OpenAI counts), same scope."""
+    max_concurrent: int | None = None
+    """``CHAT_MAX_CONCURRENT``: chat requests in flight at once, same scope; off when unset."""
     usage_cache_s: float
     """``CHAT_USAGE_CACHE_S``: how long a payer's usage read from Lago is reused. 0 to 3600, default 10."""
     local_model_delay_ms: int
@@ -240,6 +250,7 @@ class Settings:
             flush_timeout_s=reader.number("LAGO_FLUSH_TIMEOUT_S", 3.0, low=0.1, high=60),
             plan_code=reader.text("LAGO_PLAN_CODE"),
             bills_cost=reader.flag("LAGO_BILLS_COST", False),
+            read_timeout_s=reader.number("LAGO_READ_TIMEOUT_S", 1.5, low=0.1, high=30),
         )
         project = reader.text("GOOGLE_CLOUD_PROJECT") or reader.text("GCLOUD_PROJECT")
         settings = cls(
@@ -259,6 +270,10 @@ class Settings:
             replay_batch_size=reader.integer("BILLING_REPLAY_BATCH", 500, low=1),
             replay_budget_s=reader.number("BILLING_REPLAY_BUDGET_S", 50.0, low=0.1, high=3600),
             budget_cents=reader.optional_integer("CHAT_BUDGET_CENTS"),
+            project_budget_cents=reader.optional_positive("CHAT_PROJECT_BUDGET_CENTS"),
+            rate_limit_rpm=reader.optional_positive("CHAT_RATE_LIMIT_RPM"),
+            rate_limit_tpm=reader.optional_positive("CHAT_RATE_LIMIT_TPM"),
+            max_concurrent=reader.optional_positive("CHAT_MAX_CONCURRENT"),
             usage_cache_s=reader.number("CHAT_USAGE_CACHE_S", 10.0, low=0, high=3600),
             local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),
             app_check=_app_check(reader, deployed, models),
@@ -347,6 +362,13 @@ class _EnvReader:
         except ValueError:
             self.errors.append(f"{key} must be a whole number")
             return None
+
+    def optional_positive(self, key: str) -> int | None:
+        value = self.optional_integer(key)
+        if value is not None and value < 1:
+            self.errors.append(f"{key} must be at least 1 (leave it unset to turn the limit off)")
+            return None
+        return value
 
     def number(self, key: str, default: float, *, low: float, high: float) -> float:
         raw = self.text(key)

@@ -25,6 +25,7 @@ class Cell:
     deferred: int  # events that were in the outbox before the cell's replay
     unbillable: int = 0  # calls cut by SIGKILL: nothing of the server runs after it (see docs)
     note: str = ""  # what else the cell measured (e.g. a drain rate)
+    overshoot_cents: float | None = None  # budget cells: billed past the limit (the goal is 0)
 
     def line(self) -> str:
         return (
@@ -33,6 +34,7 @@ class Cell:
             f"resends {self.resends}  deferred {self.deferred}"
             + (f"  unbillable (killed) {self.unbillable}" if self.unbillable else "")
             + (f"  [{self.note}]" if self.note else "")
+            + (f"  overshoot {self.overshoot_cents:.2f} cents" if self.overshoot_cents is not None else "")
         )
 
 
@@ -40,10 +42,12 @@ CELLS: list[Cell] = []
 
 
 def summary() -> str:
+    budgets = [c for c in CELLS if c.overshoot_cents is not None]
     return (
         f"fault suite: {len(CELLS)} cells, {sum(c.calls for c in CELLS)} calls, "
         f"{sum(c.found for c in CELLS)} events, {sum(c.lost for c in CELLS)} lost, "
         f"{sum(c.duplicated for c in CELLS)} duplicated, {sum(c.unexpected for c in CELLS)} unexpected"
+        + (f", budget overshoot {sum(c.overshoot_cents or 0 for c in budgets):.2f} cents" if budgets else "")
     )
 
 

@@ -265,6 +265,10 @@ def test_budget_reached_shows_a_clear_message(open_page, fake_lago: FakeLago) ->
     chat.ask("Before the limit")
     chat.wait_answered()
     fake_lago.add_usage(uid_of(fake_lago, chat.email), BUDGET_CENTS + 50)
+    # Served from the usage the instance has (Lago reads never make a chat wait); the new usage
+    # is read meanwhile, and the ledger takes it on the next call.
+    chat.ask("Before the instance knows")
+    chat.wait_answered()
 
     chat.ask("After the limit")
     error = chat.page.locator("#chat-error")
@@ -273,7 +277,7 @@ def test_budget_reached_shows_a_clear_message(open_page, fake_lago: FakeLago) ->
     expect(error).to_have_attribute("role", "alert")
     expect(chat.page.locator("#status")).to_have_text("The answer failed.")
     # Not a broken page: the earlier answer stays, the question is kept to send later, usage says why.
-    expect(chat.page.locator(".message.assistant")).to_have_count(1)
+    expect(chat.page.locator(".message.assistant")).to_have_count(2)
     expect(chat.page.get_by_label("Your message")).to_have_value("After the limit")
     expect(chat.page.get_by_role("button", name="Send")).to_be_enabled()
     expect(chat.page.locator("#usage-budget")).to_contain_text("$0.00 left", timeout=WAIT_MS)

@@ -39,7 +39,12 @@ def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, us
     assert body["model"] == DEFAULT_MODEL
     assert body["id"].startswith("chatcmpl-")
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "word0 word1 word2 word3 word4"}
-    assert body["usage"] == {"prompt_tokens": 6, "completion_tokens": 5, "total_tokens": 11}
+    assert body["usage"] == {
+        "prompt_tokens": 6,
+        "completion_tokens": 5,
+        "total_tokens": 11,
+        "cost": pytest.approx(3.9e-06),
+    }
 
 
 def test_model_defaults_to_first_allowed_model(chat_server: FunctionServer, user: User, fake_llm) -> None:
@@ -103,10 +108,13 @@ def test_max_tokens_is_capped_by_settings(function_server, fake_llm, user: User)
     assert response.json()["usage"]["completion_tokens"] == 3
 
 
-def test_user_field_does_not_reach_provider_or_billing(chat_server: FunctionServer, user: User, fake_llm) -> None:
+def test_user_field_does_not_reach_provider_or_billing(
+    chat_server: FunctionServer, user: User, fake_llm, fake_lago
+) -> None:
     response = post(chat_server, user, {"messages": messages(), "user": "someone-else"})
     assert response.status_code == 200
-    assert "user" not in fake_llm.requests[-1]
+    assert fake_llm.requests[-1]["user"].startswith("uid-") and "someone-else" not in json.dumps(fake_llm.requests[-1])
+    assert [e["external_subscription_id"] for e in fake_lago.events(user.uid)] == [user.uid]
 
 
 def test_local_demo_model_answers_without_a_provider(chat_server: FunctionServer, user: User) -> None:
@@ -120,12 +128,14 @@ def test_local_demo_model_answers_without_a_provider(chat_server: FunctionServer
 def test_models_lists_the_allowed_models_default_first(chat_server: FunctionServer, user: User) -> None:
     response = httpx.get(chat_server.url + "/api/v1/models", headers=user.headers, timeout=10)
     assert response.status_code == 200, response.text
-    assert response.json() == {
+    body = response.json()
+    created = body["data"][0]["created"]
+    assert body == {
         "object": "list",
         "data": [
-            {"id": DEFAULT_MODEL, "object": "model", "owned_by": "openai"},
-            {"id": "local/demo", "object": "model", "owned_by": "local"},
-            {"id": "openai/not-in-cost-map", "object": "model", "owned_by": "openai"},
+            {"id": DEFAULT_MODEL, "object": "model", "created": created, "owned_by": "openai"},
+            {"id": "local/demo", "object": "model", "created": created, "owned_by": "local"},
+            {"id": "openai/not-in-cost-map", "object": "model", "created": created, "owned_by": "openai"},
         ],
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -488,3 +490,46 @@ def test_secret_manager_faults_at_cold_start_lose_no_event(
             assert cell.expected == (4 if served else 0)
     finally:
         manager.stop()
+
+
+# --- the budget race across instances ------------------------------------------------------
+
+BUDGET_CENTS = 6
+PRICEY = "openai/gpt-4"  # $30/M prompt, $60/M completion
+
+
+@pytest.fixture(scope="module")
+def budget_pair(function_server: Callable[..., FunctionServer]) -> list[FunctionServer]:
+    """Two instances of one deployment sharing the Firestore emulator (the spend ledger)."""
+    env = {"CHAT_BUDGET_CENTS": str(BUDGET_CENTS), "CHAT_MODELS": PRICEY}
+    return [function_server(wait=False, **env), function_server(wait=False, **env)]
+
+
+def test_budget_race_across_instances_overshoots_by_nothing(
+    budget_pair: list[FunctionServer], fake_lago: FakeLago, ledger: Ledger, user: User
+) -> None:
+    # Each call's worst case (prompt + 100 tokens) is ~0.65 cents; its real cost a little less
+    # (90 words): 30 concurrent calls split across two instances want ~3 times the budget.
+    for server in budget_pair:
+        server.wait_ready()
+    resends_before = fake_lago.duplicates
+    body = {"model": PRICEY, "max_tokens": 100, "messages": [{"role": "user", "content": "#words:90 #sleep:0.2"}]}
+
+    def one(server: FunctionServer) -> tuple[int, str | None]:
+        response = httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=60)
+        return response.status_code, response.json().get("id") if response.status_code == 200 else None
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(one, budget_pair * 15))
+    statuses = Counter(status for status, _ in answers)
+    assert set(statuses) <= {200, 402}, statuses
+    assert statuses[402] > 0, "the race reached the limit"
+    events = fake_lago.events(user.uid)
+    spent = sum(float(e["properties"]["response_cost"]) * 100 for e in events)
+    outcomes = [Outcome(call_id, True, 200, "json") for status, call_id in answers if status == 200]
+    cell = ledger.tally("budget race, 2 instances", user.uid, outcomes, resends_before)
+    cell = dataclasses.replace(cell, overshoot_cents=max(0.0, spent - BUDGET_CENTS))
+    ledger.report.CELLS[-1] = cell
+    assert_clean(cell)
+    assert spent <= BUDGET_CENTS, f"{spent:.2f} cents billed against a {BUDGET_CENTS} cent budget"
+    assert spent >= BUDGET_CENTS / 2, f"only {spent:.2f} of {BUDGET_CENTS} cents could be spent"

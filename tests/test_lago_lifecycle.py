@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -182,11 +184,22 @@ def llm_requests_with(fake_llm: FakeOpenAI, marker: str) -> int:
     return sum(marker in str(r["messages"]) for r in fake_llm.requests)
 
 
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """For what changes in Lago and reaches the instance by a background refresh."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+# The usage a payer had before its first call here (spent earlier in the period) is read on
+# that first call; the ledger starts from it.
 @pytest.mark.parametrize(("used", "status"), [(0, 200), (90, 200), (100, 402), (150, 402), (97, 402)])
 def test_budget_under_at_and_over_the_limit(
     lifecycle_server, fake_lago: FakeLago, fake_llm: FakeOpenAI, user: User, used: int, status: int
 ) -> None:
-    chat(lifecycle_server, user, ask("hi"))  # provisions the user
     fake_lago.add_usage(user.uid, used)
     marker = f"budget-{user.uid}"
     response = pricey(lifecycle_server, user, marker)
@@ -198,15 +211,19 @@ def test_budget_under_at_and_over_the_limit(
 
 
 def test_per_customer_budget_from_lago_metadata(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user, ask("hi"))
     fake_lago.add_usage(user.uid, 150)
     assert pricey(lifecycle_server, user).status_code == 402
     fake_lago.set_budget(user.uid, 500)
+    assert eventually(lambda: pricey(lifecycle_server, user).status_code == 200)
+
+
+def test_usage_spent_elsewhere_is_reconciled_from_lago(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
     assert pricey(lifecycle_server, user).status_code == 200
+    fake_lago.add_usage(user.uid, 150)  # e.g. billed by another system on the same metric
+    assert eventually(lambda: pricey(lifecycle_server, user).status_code == 402)
 
 
 def test_concurrent_calls_at_the_edge_do_not_all_slip_past(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user, ask("hi"))
     fake_lago.add_usage(user.uid, 70)  # 30 cents left: four calls' worst case (~6 cents each) fit
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(lambda _: pricey(lifecycle_server, user, "#sleep:1").status_code, range(10)))
@@ -214,14 +231,12 @@ def test_concurrent_calls_at_the_edge_do_not_all_slip_past(lifecycle_server, fak
 
 
 def test_budget_is_released_when_the_call_fails(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user, ask("hi"))
     fake_lago.add_usage(user.uid, 90)  # room for one worst case
     assert pricey(lifecycle_server, user, "#status:500").status_code == 502
     assert pricey(lifecycle_server, user).status_code == 200
 
 
 def test_streams_hold_and_settle_the_budget_too(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
-    chat(lifecycle_server, user, ask("hi"))
     fake_lago.add_usage(user.uid, 90)
     slow = "#words:10 #gap:300"  # the stream stays open for ~3 s
     body = {"model": PRICEY, "max_tokens": 1000, "stream": True, "messages": [{"role": "user", "content": slow}]}
@@ -229,7 +244,7 @@ def test_streams_hold_and_settle_the_budget_too(lifecycle_server, fake_lago: Fak
         assert r.status_code == 200
         assert pricey(lifecycle_server, user).status_code == 402, "the open stream holds the room"
         r.read()
-    assert pricey(lifecycle_server, user).status_code == 200
+    assert eventually(lambda: pricey(lifecycle_server, user).status_code == 200, 3)
 
 
 def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_server, user: User) -> None:
@@ -251,3 +266,59 @@ def test_malformed_tool_calls_with_a_budget_on_are_400(lifecycle_server, user: U
     response = chat(lifecycle_server, user, {"messages": messages})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "messages[0].tool_calls"
+
+
+# --- the request surface in the budget's worst case (issue 12) ----------------------------------
+
+
+def test_a_5000_token_tool_schema_is_reserved(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    chat(lifecycle_server, user, ask())
+    fake_lago.add_usage(user.uid, 90)  # 10 cents left; 5,000 prompt tokens of gpt-4 are 15 cents
+    description = " ".join(f"w{i}" for i in range(2500))
+    tool = {"type": "function", "function": {"name": "lookup", "description": description, "parameters": {}}}
+    assert chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1)).status_code == 200
+    refused = chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1, tools=[tool]))
+    assert refused.status_code == 402, refused.text
+
+
+def test_n_multiplies_the_reserved_completion(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    chat(lifecycle_server, user, ask())
+    fake_lago.add_usage(user.uid, 90)  # 10 cents left: one choice of 1,000 tokens (6 cents) fits, three do not
+    assert chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1000)).status_code == 200
+    assert chat(lifecycle_server, user, ask(model=PRICEY, max_tokens=1000, n=3)).status_code == 402
+
+
+# --- Lago reads: one bounded GET, no retries, never a wait behind another request ----------
+
+
+def usage_gets(fake_lago: FakeLago) -> list[str]:
+    return [r for r in fake_lago.account_requests if r.startswith("GET")]
+
+
+def test_lago_429_on_usage_costs_one_bounded_read_and_no_retries(
+    lifecycle_server, fake_lago: FakeLago, new_user: Callable[[], User]
+) -> None:
+    chat(lifecycle_server, new_user(), ask("hi"))  # the instance is warm: what is timed is Lago's part
+    user = new_user()
+    # Provisioning (two POSTs) and the metadata read pass; then usage answers 429, as Lago does
+    # under load. lago-python-client's default retries it three times, sleeping 1 + 2 + 4 s.
+    fake_lago.plan_accounts("slow:0", "slow:0", "slow:0", "429", "429", "429", "429")
+    before = len(usage_gets(fake_lago))
+    started = time.monotonic()
+    response = chat(lifecycle_server, user, ask("hi"))
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert elapsed < 4, f"the chat waited {elapsed:.1f} s for Lago"
+    gets = usage_gets(fake_lago)[before:]
+    assert sum("current_usage" in g for g in gets) == 1, gets
+
+
+def test_a_slow_lago_does_not_hold_the_payers_requests(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    assert chat(lifecycle_server, user, ask("hi")).status_code == 200  # the payer's usage is now known
+    fake_lago.plan_accounts("hang:4", "hang:4", "hang:4", "hang:4")
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        started = time.monotonic()
+        statuses = list(pool.map(lambda _: chat(lifecycle_server, user, ask("hi")).status_code, range(3)))
+        elapsed = time.monotonic() - started
+    assert statuses == [200] * 3
+    assert elapsed < 3, f"requests waited {elapsed:.1f} s behind a Lago read (it hangs 4 s)"

@@ -1,4 +1,7 @@
-"""The budget arithmetic: Lago's usage + settled calls + calls in flight against the limit (no server).
+"""The budget's decisions: worst cases reserved against the payer's ledger, reconciled with Lago (no server).
+
+The ledger is kept in memory (``LocalLedgerStore``: the same transactions as Firestore's);
+``tests/test_ledger.py`` tests its arithmetic and the Firestore emulator.
 
 Lago's side is a plain object holding the payer's ``Account`` as Lago would report it: the
 arithmetic, not the Lago client, is under test here (test_billing.py drives the real one).
@@ -14,6 +17,7 @@ from shared.billing_event import price
 from shared.budget import NO_RESERVATION, BudgetGuard
 from shared.errors import ApiError, ErrorCode
 from shared.lago_accounts import Account
+from shared.ledger import LocalLedgerStore, SpendLeases
 
 MODEL = "openai/gpt-4o-mini"
 # One call's worst case: 1,000 prompt tokens and 100,000 completion tokens at the model's price.
@@ -37,7 +41,8 @@ def account(amount_cents: int = 0, budget_cents: int | None = None) -> Account:
 
 
 def guard(lago: LagoSays, limit_cents: int) -> BudgetGuard:
-    return BudgetGuard(lago, limit_cents)  # type: ignore[arg-type]
+    leases = SpendLeases(LocalLedgerStore())
+    return BudgetGuard(lago, leases, default_limit_cents=limit_cents)  # type: ignore[arg-type]
 
 
 def reserve(budget: BudgetGuard) -> object:
@@ -67,29 +72,43 @@ def test_calls_in_flight_count_so_concurrent_calls_cannot_all_slip_past() -> Non
         reserve(budget)
 
 
+def cents_of(max_tokens: int) -> float:
+    return (price(MODEL, 1_000, max_tokens) or 0.0) * 100
+
+
 def test_settling_releases_the_reservation_and_keeps_the_real_cost() -> None:
-    budget = guard(LagoSays(account()), limit_cents=100)
-    reservation = budget.reserve("payer", MODEL, 1_000, 100_000)
-    assert budget.remaining("payer") == (100, int(100 - WORST_CENTS))
-    reservation.settle(3.0)
-    assert budget.remaining("payer") == (100, 97)
-    reservation.settle(3.0)  # idempotent: a second settle changes nothing
-    assert budget.remaining("payer") == (100, 97)
+    budget = guard(LagoSays(account()), limit_cents=int(WORST_CENTS * 1.5))
+    reservation = reserve(budget)
+    reservation.settle(1.0)  # what the call really cost
+    reservation.settle(1.0)  # idempotent: a second settle changes nothing
+    reserve(budget)  # 1 cent spent: another worst case fits
+    with pytest.raises(ApiError):
+        reserve(budget)
 
 
 def test_spending_lago_has_already_seen_is_not_counted_twice() -> None:
     lago = LagoSays(account())
     budget = guard(lago, limit_cents=100)
     budget.reserve("payer", MODEL, 1_000, 100_000).settle(30.0)
-    assert budget.remaining("payer") == (100, 70)
     lago.current = account(amount_cents=30)  # a fresher read of Lago that includes the call
-    assert budget.remaining("payer") == (100, 70)
+    max_tokens = 1_050_000  # a worst case of ~63 cents: it fits in 70, not in 40
+    assert 60 < cents_of(max_tokens) < 70
+    budget.reserve("payer", MODEL, 1_000, max_tokens)
+
+
+def test_usage_lago_reports_beyond_the_ledgers_counts() -> None:
+    lago = LagoSays(account())
+    budget = guard(lago, limit_cents=100)
+    reserve(budget).settle(0.0)
+    lago.current = account(amount_cents=95)  # spent elsewhere on the same metric
+    with pytest.raises(ApiError):
+        reserve(budget)
 
 
 def test_the_customer_s_own_budget_overrides_the_default_limit() -> None:
     budget = guard(LagoSays(account(budget_cents=1_000)), limit_cents=1)
     reserve(budget)
-    assert budget.remaining("payer") == (1_000, int(1_000 - WORST_CENTS))
+    assert budget.remaining("payer") == (1_000, 1_000)
 
 
 def test_without_an_account_there_is_no_remaining_figure_and_only_the_default_limit() -> None:
@@ -100,4 +119,4 @@ def test_without_an_account_there_is_no_remaining_figure_and_only_the_default_li
 
 def test_the_no_reservation_placeholder_settles_to_nothing() -> None:
     NO_RESERVATION.settle(5.0)
-    assert NO_RESERVATION.cents == 0.0
+    NO_RESERVATION.settle(5.0)

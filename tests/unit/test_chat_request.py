@@ -35,7 +35,9 @@ def test_a_minimal_request_gets_the_default_model_and_the_token_cap() -> None:
 
 def test_max_tokens_is_capped_by_the_setting_and_the_smaller_of_both_limits_wins() -> None:
     assert parse(max_tokens=500).params["max_tokens"] == 100
-    assert parse(max_tokens=50, max_completion_tokens=20).params["max_tokens"] == 20
+    both = parse(max_tokens=50, max_completion_tokens=20)
+    assert both.params == {"max_tokens": 50, "max_completion_tokens": 20}  # each as sent, capped
+    assert both.max_tokens == 20
 
 
 def test_sampling_parameters_and_stop_are_passed_on() -> None:
@@ -44,9 +46,12 @@ def test_sampling_parameters_and_stop_are_passed_on() -> None:
     assert request.stream and request.include_usage
 
 
-def test_only_the_message_keys_litellm_needs_are_kept() -> None:
-    request = parse(messages=[{"role": "user", "content": "hi", "name": "ann", "extra": 1}])
+def test_message_keys_are_kept_and_an_unknown_one_is_refused_by_name() -> None:
+    request = parse(messages=[{"role": "user", "content": "hi", "name": "ann"}])
     assert request.messages == [{"role": "user", "content": "hi", "name": "ann"}]
+    with pytest.raises(ApiError) as raised:
+        parse(messages=[{"role": "user", "content": "hi", "extra": 1}])
+    assert raised.value.param == "messages[0].extra"
 
 
 def test_text_parts_are_accepted_as_content() -> None:

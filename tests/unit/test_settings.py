@@ -174,3 +174,13 @@ def test_unpriced_models_are_those_litellm_would_bill_at_zero_until_priced() -> 
     assert unpriced_models(("openai/gpt-4o-mini", model)) == (model,)
     register_prices({model: ModelPrice(1e-6, 2e-6)})
     assert unpriced_models(("openai/gpt-4o-mini", model)) == ()
+
+
+def test_limits_are_off_unless_set_and_refuse_zero_by_name() -> None:
+    settings = Settings.from_env({})
+    assert (settings.rate_limit_rpm, settings.rate_limit_tpm, settings.max_concurrent) == (None, None, None)
+    assert settings.project_budget_cents is None and settings.lago.read_timeout_s == 1.5
+    with pytest.raises(SettingsError, match="CHAT_RATE_LIMIT_RPM must be at least 1"):
+        Settings.from_env({"CHAT_RATE_LIMIT_RPM": "0"})
+    limited = Settings.from_env({"CHAT_RATE_LIMIT_TPM": "9000", "CHAT_PROJECT_BUDGET_CENTS": "5000"})
+    assert (limited.rate_limit_tpm, limited.project_budget_cents) == (9000, 5000)

@@ -1,0 +1,443 @@
+"""The whole Chat Completions request surface, through the running function: every field reaches
+the provider as sent (the stand-in records it) or is refused by name; tools, structured output,
+n, logprobs and images come back intact, with the official ``openai`` client."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from httpx_sse import connect_sse
+
+from tests.conftest import DEFAULT_MODEL, User
+from tests.standins.openai_llm import FakeOpenAI
+from tests.support.processes import FunctionServer
+
+CHAT = "/v1/chat/completions"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+            "required": ["city", "days"],
+        },
+    },
+}
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}, "tags": {"type": "array"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+# A 1x1 PNG as a data URI.
+PIXEL = (
+    "data:image/png;base64,"
+    + base64.b64encode(
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+        )
+    ).decode()
+)
+
+
+def post(server: FunctionServer, user: User, body: dict[str, Any], **headers: str) -> httpx.Response:
+    return httpx.post(server.url + CHAT, json=body, headers={**user.headers, **headers}, timeout=30)
+
+
+def sent_with(fake_llm: FakeOpenAI, marker: str) -> dict[str, Any]:
+    """The body the provider received for the request whose prompt holds ``marker``."""
+    matching = [r for r in fake_llm.requests if marker in json.dumps(r.get("messages"))]
+    assert len(matching) == 1, f"{len(matching)} provider requests carry {marker}"
+    return matching[0]
+
+
+def marked(text: str = "") -> tuple[str, list[dict[str, Any]]]:
+    marker = f"m{uuid.uuid4().hex[:10]}"
+    return marker, [{"role": "user", "content": f"{marker} {text}"}]
+
+
+def assert_refused(response: httpx.Response, field: str) -> str:
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == field or error["param"].startswith(f"{field}["), error
+    assert field in error["message"]
+    return str(error["message"])
+
+
+# --- every field reaches the provider as sent -------------------------------------------------
+
+PASSED_AS_SENT: dict[str, Any] = {
+    "tools": [WEATHER],
+    "tool_choice": "auto",
+    "parallel_tool_calls": False,
+    "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA}},
+    "n": 2,
+    "seed": 42,
+    "stop": ["\n\n", "END"],
+    "temperature": 0.3,
+    "top_p": 0.9,
+    "presence_penalty": 0.5,
+    "frequency_penalty": -0.5,
+    "logprobs": True,
+    "top_logprobs": 2,
+    "logit_bias": {"50256": -100},
+    "max_completion_tokens": 50,
+    "modalities": ["text", "audio"],
+    "audio": {"voice": "alloy", "format": "wav"},
+    "prediction": {"type": "content", "content": "a predicted answer"},
+    "service_tier": "auto",
+    "metadata": {"feature": "surface-test"},
+}
+
+
+def test_every_supported_field_reaches_the_provider_as_sent(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
+    marker, messages = marked()
+    response = post(chat_server, user, {"model": DEFAULT_MODEL, "messages": messages, **PASSED_AS_SENT})
+    assert response.status_code == 200, response.text
+    sent = sent_with(fake_llm, marker)
+    for field, value in PASSED_AS_SENT.items():
+        assert sent.get(field) == value, field
+    assert "store" not in sent and "user" not in sent
+
+
+def test_user_is_forwarded_as_the_uid_hash_never_as_sent(chat_server, fake_llm: FakeOpenAI, new_user) -> None:
+    alice, bob = new_user(), new_user()
+    seen = []
+    for caller in (alice, alice, bob):
+        marker, messages = marked()
+        assert post(chat_server, caller, {"messages": messages, "user": "someone-else"}).status_code == 200
+        seen.append(sent_with(fake_llm, marker)["user"])
+    assert seen[0] == seen[1] != seen[2]
+    assert all(value.startswith("uid-") and alice.uid not in value and "someone-else" not in value for value in seen)
+
+
+def test_store_false_is_accepted_and_not_forwarded(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
+    marker, messages = marked()
+    assert post(chat_server, user, {"messages": messages, "store": False}).status_code == 200
+    assert "store" not in sent_with(fake_llm, marker)
+
+
+def test_max_tokens_is_passed_under_the_name_it_was_sent_with(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
+    marker, messages = marked()
+    assert post(chat_server, user, {"messages": messages, "max_tokens": 7}).status_code == 200
+    sent = sent_with(fake_llm, marker)
+    assert sent["max_tokens"] == 7 and "max_completion_tokens" not in sent
+
+
+# --- refused by name ---------------------------------------------------------------------------
+
+
+def test_unknown_field_gets_openais_own_answer(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
+    marker, messages = marked()
+    message = assert_refused(post(chat_server, user, {"messages": messages, "frobnicate": 1}), "frobnicate")
+    assert message == "Unrecognized request argument supplied: frobnicate"
+    assert not [r for r in fake_llm.requests if marker in json.dumps(r)]
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value"),
+    [
+        (DEFAULT_MODEL, "reasoning_effort", "low"),  # gpt-4o-mini is no reasoning model
+        ("local/demo", "metadata", {"a": "b"}),
+        ("local/demo", "logprobs", True),
+    ],
+)
+def test_field_the_model_does_not_support_is_refused_by_name(
+    chat_server, user: User, model: str, field: str, value: Any
+) -> None:
+    _, messages = marked()
+    message = assert_refused(post(chat_server, user, {"model": model, "messages": messages, field: value}), field)
+    assert "does not support" in message and model in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("store", True),
+        ("functions", [{"name": "f"}]),
+        ("tools", {"type": "function"}),
+        ("tools", [{"type": "function", "function": {"name": "bad name!"}}]),
+        ("tool_choice", "sometimes"),
+        ("parallel_tool_calls", "no"),
+        ("response_format", {"type": "xml"}),
+        ("response_format", {"type": "json_schema", "json_schema": {"schema": {}}}),
+        ("n", 0),
+        ("n", 1.5),
+        ("seed", "7"),
+        ("presence_penalty", 3),
+        ("frequency_penalty", "low"),
+        ("logprobs", 1),
+        ("top_logprobs", 2),  # without logprobs
+        ("logit_bias", {"abc": 1}),
+        ("logit_bias", {"50256": 500}),
+        ("max_completion_tokens", 0),
+        ("modalities", ["smell"]),
+        ("prediction", {"type": "content"}),
+        ("service_tier", "gold"),
+        ("metadata", {"k": 5}),
+        ("user", 12),
+    ],
+)
+def test_malformed_field_is_a_400_naming_it(chat_server, user: User, field: str, value: Any) -> None:
+    _, messages = marked()
+    assert_refused(post(chat_server, user, {"messages": messages, field: value}), field)
+
+
+@pytest.mark.parametrize(
+    ("part", "model"),
+    [
+        ({"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest"}}, DEFAULT_MODEL),
+        ({"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}, DEFAULT_MODEL),
+        ({"type": "image_url", "image_url": {"url": PIXEL, "detail": "ultra"}}, DEFAULT_MODEL),
+        ({"type": "image_url", "image_url": {"url": PIXEL}}, "openai/not-in-cost-map"),  # no vision known
+        ({"type": "file", "file": {"file_id": "file-abc"}}, DEFAULT_MODEL),
+        ({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}, DEFAULT_MODEL),
+        ({"type": "video", "video": {}}, DEFAULT_MODEL),
+    ],
+)
+def test_content_parts_outside_the_contract_are_refused(chat_server, user: User, part: dict, model: str) -> None:
+    messages = [{"role": "user", "content": [{"type": "text", "text": "look"}, part]}]
+    response = post(chat_server, user, {"model": model, "messages": messages})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "messages[0].content"
+
+
+def test_image_parts_reach_a_vision_model(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
+    marker, _ = marked()
+    parts = [
+        {"type": "text", "text": marker},
+        {"type": "image_url", "image_url": {"url": PIXEL, "detail": "low"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+    ]
+    response = post(chat_server, user, {"messages": [{"role": "user", "content": parts}]})
+    assert response.status_code == 200, response.text
+    received = sent_with(fake_llm, marker)["messages"][0]["content"]
+    assert [p["image_url"]["url"] for p in received[1:]] == [PIXEL, "https://example.com/cat.png"]
+    assert received[1]["image_url"]["detail"] == "low"
+
+
+def test_a_data_uri_counts_against_the_body_limit(chat_server, user: User) -> None:
+    big = "data:image/png;base64," + "A" * (300 * 1024)
+    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": big}}]}]
+    response = post(chat_server, user, {"messages": messages})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+
+
+# --- responses: tool calls, n, logprobs, cost, request id ------------------------------------
+
+
+def test_json_answer_carries_cost_and_the_request_id(chat_server, user: User) -> None:
+    response = post(chat_server, user, {"messages": marked()[1]})
+    body = response.json()
+    assert response.headers["x-request-id"] == body["id"]
+    assert body["usage"]["cost"] > 0
+
+
+def test_errors_carry_a_request_id_too(chat_server, user: User) -> None:
+    response = post(chat_server, user, {"messages": marked()[1], "frobnicate": 1})
+    assert response.status_code == 400 and response.headers["x-request-id"]
+
+
+def test_models_carry_created(chat_server, user: User) -> None:
+    models = httpx.get(chat_server.url + "/v1/models", headers=user.headers, timeout=10).json()["data"]
+    assert all(isinstance(m["created"], int) and m["created"] > 0 for m in models)
+
+
+def test_cors_preflight_allows_the_openai_packages_headers_for_configured_origins(chat_server) -> None:
+    asked = "authorization, content-type, x-stainless-os, x-stainless-lang, x-stainless-retry-count, x-request-id"
+    headers = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": asked}
+    ok = httpx.options(chat_server.url + CHAT, headers={**headers, "Origin": "https://chat.example.com"}, timeout=10)
+    assert ok.status_code == 204
+    allowed = {h.strip() for h in ok.headers["access-control-allow-headers"].split(",")}
+    assert {h.strip() for h in asked.split(",")} <= allowed
+    evil = httpx.options(chat_server.url + CHAT, headers={**headers, "Origin": "https://evil.example"}, timeout=10)
+    assert evil.status_code == 403 and "access-control-allow-headers" not in evil.headers
+
+
+def test_openai_client_gets_tool_calls_as_json(chat_server, user: User) -> None:
+    client = openai.OpenAI(base_url=f"{chat_server.url}/v1", api_key=user.token, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model=DEFAULT_MODEL,
+        messages=[{"role": "user", "content": "weather in Paris?"}],
+        tools=[WEATHER],
+        tool_choice="required",
+    )
+    completion = raw.parse()
+    assert raw.headers["x-request-id"] == completion.id
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "example", "days": 1}
+
+
+def test_openai_client_streams_tool_call_fragments(chat_server, user: User) -> None:
+    client = openai.OpenAI(base_url=f"{chat_server.url}/v1", api_key=user.token, max_retries=0)
+    stream = client.chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=[{"role": "user", "content": "#tool please"}],
+        tools=[WEATHER],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert deltas[0].id == "call_0_get_weather" and deltas[0].function.name == "get_weather"
+    assert len(deltas) > 2, "arguments arrive in fragments"
+    assert json.loads("".join(d.function.arguments or "" for d in deltas)) == {"city": "example", "days": 1}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.model_extra["cost"] > 0
+
+
+def test_openai_client_structured_output_with_json_schema(chat_server, user: User) -> None:
+    client = openai.OpenAI(base_url=f"{chat_server.url}/v1", api_key=user.token, max_retries=0)
+    completion = client.chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=[{"role": "user", "content": "a person"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": PERSON_SCHEMA, "strict": True},
+        },
+    )
+    import jsonschema
+
+    jsonschema.validate(json.loads(completion.choices[0].message.content or ""), PERSON_SCHEMA)
+
+
+def test_openai_client_gets_n_choices_json_and_streamed(chat_server, user: User) -> None:
+    client = openai.OpenAI(base_url=f"{chat_server.url}/v1", api_key=user.token, max_retries=0)
+    completion = client.chat.completions.create(
+        model=DEFAULT_MODEL, messages=[{"role": "user", "content": "#words:3"}], n=2, logprobs=True, top_logprobs=1
+    )
+    assert [c.index for c in completion.choices] == [0, 1]
+    assert all(c.message.content == "word0 word1 word2" for c in completion.choices)
+    assert completion.choices[1].logprobs is not None and completion.choices[1].logprobs.content[0].token == "word0"
+    stream = client.chat.completions.create(
+        model=DEFAULT_MODEL, messages=[{"role": "user", "content": "#words:3"}], n=2, stream=True
+    )
+    texts: dict[int, str] = {0: "", 1: ""}
+    finished = set()
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finished.add(choice.index)
+    assert texts == {0: "word0 word1 word2", 1: "word0 word1 word2"}
+    assert finished == {0, 1}
+
+
+def test_openai_client_sends_an_image_part(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
+    client = openai.OpenAI(base_url=f"{chat_server.url}/v1", api_key=user.token, max_retries=0)
+    marker = f"img{uuid.uuid4().hex[:8]}"
+    completion = client.chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": f"{marker} what is this?"},
+                    {"type": "image_url", "image_url": {"url": PIXEL, "detail": "high"}},
+                ],
+            }
+        ],
+    )
+    assert completion.choices[0].message.content
+    assert sent_with(fake_llm, marker)["messages"][0]["content"][1]["image_url"]["url"] == PIXEL
+
+
+def test_a_tool_result_round_trip_is_accepted(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
+    marker, messages = marked("weather?")
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    assert post(chat_server, user, {"messages": messages, "tools": [WEATHER]}).status_code == 200
+    assert sent_with(fake_llm, marker)["messages"][1]["tool_calls"][0]["id"] == "call_1"
+
+
+# --- the local model speaks the protocol too ---------------------------------------------------
+
+
+def test_local_model_calls_a_tool_its_prompt_names(chat_server, user: User) -> None:
+    body = {
+        "model": "local/demo",
+        "messages": [{"role": "user", "content": "use get_weather for Oslo"}],
+        "tools": [WEATHER],
+    }
+    choice = post(chat_server, user, body).json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    call = choice["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"city": "use get_weather for Oslo", "days": 1}
+    plain = post(chat_server, user, {**body, "messages": [{"role": "user", "content": "hello"}]}).json()
+    assert plain["choices"][0]["finish_reason"] == "stop" and "tool_calls" not in plain["choices"][0]["message"]
+
+
+def test_local_model_streams_a_tool_call(chat_server, user: User) -> None:
+    body = {
+        "model": "local/demo",
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [WEATHER],
+        "tool_choice": "required",
+        "stream": True,
+    }
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
+    ):
+        chunks = [json.loads(e.data) for e in source.iter_sse() if e.data != "[DONE]"]
+    calls = [tc for c in chunks for ch in c["choices"] for tc in ch["delta"].get("tool_calls") or []]
+    assert calls[0]["function"]["name"] == "get_weather"
+    assert json.loads("".join(c["function"].get("arguments") or "" for c in calls)) == {"city": "hi", "days": 1}
+    assert [ch["finish_reason"] for c in chunks for ch in c["choices"] if ch.get("finish_reason")] == ["tool_calls"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_local_model_answers_json_schema_with_a_valid_object(chat_server, user: User, stream: bool) -> None:
+    import jsonschema
+
+    client = openai.OpenAI(base_url=f"{chat_server.url}/v1", api_key=user.token, max_retries=0)
+    response_format: Any = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA}}
+    messages: Any = [{"role": "user", "content": "Ada"}]
+    if stream:
+        chunks = client.chat.completions.create(
+            model="local/demo", messages=messages, response_format=response_format, stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        completion = client.chat.completions.create(
+            model="local/demo", messages=messages, response_format=response_format
+        )
+        text = completion.choices[0].message.content or ""
+    jsonschema.validate(json.loads(text), PERSON_SCHEMA)
+    json_object = client.chat.completions.create(
+        model="local/demo", messages=messages, response_format={"type": "json_object"}
+    )
+    assert isinstance(json.loads(json_object.choices[0].message.content or ""), dict)
+
+
+def test_local_model_honours_n_and_stop(chat_server, user: User) -> None:
+    body = {"model": "local/demo", "messages": [{"role": "user", "content": "one two three"}], "n": 3, "stop": " two"}
+    choices = post(chat_server, user, body).json()["choices"]
+    assert [c["index"] for c in choices] == [0, 1, 2]
+    assert {c["message"]["content"] for c in choices} == {"This is the local demo model. You said: one"}
+    streamed = {**body, "stream": True}
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(client, "POST", chat_server.url + CHAT, json=streamed, headers=user.headers) as source,
+    ):
+        chunks = [json.loads(e.data) for e in source.iter_sse() if e.data != "[DONE]"]
+    texts = {i: "" for i in range(3)}
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            texts[choice["index"]] += choice["delta"].get("content") or ""
+    assert set(texts.values()) == {"This is the local demo model. You said: one"}

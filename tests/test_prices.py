@@ -4,19 +4,17 @@ prices it; priced, its calls count against the budget like any other."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import User
+from tests.conftest import MODEL_PRICE as PRICE
+from tests.conftest import UNPRICED_MODEL as UNPRICED
+from tests.conftest import PriceServers, User
 from tests.standins.lago import FakeLago
+from tests.support.api import CHAT
 from tests.support.processes import FunctionServer
-
-CHAT = "/v1/chat/completions"
-UNPRICED = "openai/not-in-cost-map"  # in the session's CHAT_MODELS, not in LiteLLM's cost map
-PRICE = {"input_cost_per_token": 1e-4, "output_cost_per_token": 2e-4}  # a call here costs ~0.2 cents
 
 
 def chat(server: FunctionServer, user: User, **extra: Any) -> httpx.Response:
@@ -25,9 +23,9 @@ def chat(server: FunctionServer, user: User, **extra: Any) -> httpx.Response:
 
 
 def test_unpriced_model_with_a_budget_is_refused_at_cold_start_never_free(
-    function_server, fake_lago: FakeLago, user: User
+    price_servers: PriceServers, fake_lago: FakeLago, user: User
 ) -> None:
-    server = function_server(CHAT_BUDGET_CENTS="1")
+    server = price_servers.unpriced
     statuses = [chat(server, user).status_code for _ in range(20)]
     assert statuses == [503] * 20, "before: 20 calls of 1 cent's budget went through, billed 0"
     assert fake_lago.events(user.uid) == []
@@ -37,9 +35,9 @@ def test_unpriced_model_with_a_budget_is_refused_at_cold_start_never_free(
 
 
 def test_operator_price_makes_the_model_billable_and_bounded_by_the_budget(
-    function_server, fake_lago: FakeLago, user: User
+    price_servers: PriceServers, fake_lago: FakeLago, user: User
 ) -> None:
-    server = function_server(CHAT_BUDGET_CENTS="1", CHAT_MODEL_PRICES=json.dumps({UNPRICED: PRICE}))
+    server = price_servers.priced
     statuses = []
     for _ in range(20):
         statuses.append(chat(server, user).status_code)

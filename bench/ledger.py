@@ -7,20 +7,21 @@ against gcloud's Firestore emulator. Each request reserves its worst case (0.5 c
 writes per second for the payer, and the reserve's latency (p50, p99) over all requests and over
 those served from a live lease (what a request adds when no exchange is due).
 
-Run: ``.venv/bin/python -m bench.ledger`` (after ``scripts/setup``; needs gcloud's emulator).
-Not part of ``bench/run``: the emulator's transactions are far slower than Firestore's, so only
-the write rate and the in-memory path are meaningful figures here.
+Run alone: ``.venv/bin/python -m bench.ledger`` (after ``scripts/setup``; needs gcloud's
+emulator); ``bench/run`` measures it too (``measure``) and renders it (``bench.report.ledger``).
+The emulator's transactions are far slower than Firestore's, so only the write rate and the
+in-memory path are meaningful figures here.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import threading
 import time
 import uuid
 
+from bench.results import LedgerRun, Samples
 from tests.support.processes import FirestoreEmulator
 
 RATE = 50.0
@@ -28,20 +29,42 @@ WORST, REAL = 0.5, 0.2
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--call-ms", type=float, default=200.0)
     args = parser.parse_args()
+    result = measure(args.seconds, args.instances, args.call_ms / 1000)
+    print(
+        f"ledger: {result.requests} requests in {result.seconds:.1f} s ({result.rps:.0f}/s), {result.instances} instances"
+    )
+    print(f"  Firestore writes for the payer: {result.writes} ({result.writes_per_s:.2f}/s; target <= 2/s)")
+    print(
+        f"  reserve, live lease ({result.live_requests} requests): p50 {_ms(result.live_p50_ms)}, "
+        f"p99 {_ms(result.live_p99_ms)} (target p50 < 1 ms)"
+    )
+    print(
+        f"  reserve, all requests: p50 {_ms(result.all_p50_ms)}, p99 {_ms(result.all_p99_ms)} "
+        "(an exchange waits for its transaction)"
+    )
+
+
+def measure(seconds: float = 20.0, instances: int = 2, call_s: float = 0.2) -> LedgerRun:
+    """``run`` against a Firestore emulator of its own, started and stopped here."""
     emulator = FirestoreEmulator().start()
+    before = os.environ.get("FIRESTORE_EMULATOR_HOST")
     os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
     try:
-        run(args.seconds, args.instances, args.call_ms / 1000)
+        return run(seconds, instances, call_s)
     finally:
         emulator.stop()
+        if before is None:
+            del os.environ["FIRESTORE_EMULATOR_HOST"]
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = before
 
 
-def run(seconds: float, instances: int, call_s: float) -> None:
+def run(seconds: float, instances: int, call_s: float) -> LedgerRun:
     from shared.ledger import LedgerStore, SpendLeases
 
     stores = [LedgerStore("demo-bench") for _ in range(instances)]
@@ -80,24 +103,24 @@ def run(seconds: float, instances: int, call_s: float) -> None:
     writes = sum(store.writes for store in stores) - writes_before
     for each in leases:
         each.stop()
-    every = sorted(t for t, _ in timings)
-    live = sorted(t for t, from_lease in timings if from_lease)
-    print(f"ledger: {len(timings)} requests in {elapsed:.1f} s ({len(timings) / elapsed:.0f}/s), {instances} instances")
-    print(f"  Firestore writes for the payer: {writes} ({writes / elapsed:.2f}/s; target <= 2/s)")
-    print(
-        f"  reserve, live lease ({len(live)} requests): p50 {_ms(live, 0.5)}, p99 {_ms(live, 0.99)} (target p50 < 1 ms)"
-    )
-    print(
-        f"  reserve, all requests: p50 {_ms(every, 0.5)}, p99 {_ms(every, 0.99)} (an exchange waits for its transaction)"
+    every = Samples([t * 1000 for t, _ in timings])
+    live = Samples([t * 1000 for t, from_lease in timings if from_lease])
+    return LedgerRun(
+        requests=len(timings),
+        seconds=elapsed,
+        instances=instances,
+        call_ms=call_s * 1000,
+        writes=writes,
+        live_requests=len(live.values),
+        live_p50_ms=live.p50 if live.values else None,
+        live_p99_ms=live.p99 if live.values else None,
+        all_p50_ms=every.p50,
+        all_p99_ms=every.p99,
     )
 
 
-def _ms(values: list[float], q: float) -> str:
-    if not values:
-        return "-"
-    if q == 0.5:
-        return f"{statistics.median(values) * 1000:.3f} ms"
-    return f"{values[min(len(values) - 1, int(q * len(values)))] * 1000:.3f} ms"
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} ms"
 
 
 if __name__ == "__main__":

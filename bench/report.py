@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from tests.support.processes import ROOT
 
-from .results import ColdStarts, Comparison, Latency, Memory, PathLatencies, Results, Samples, Throughput
+from .results import (
+    ColdStarts,
+    Comparison,
+    Latency,
+    LedgerRun,
+    Memory,
+    PathLatencies,
+    Results,
+    Samples,
+    Throughput,
+)
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -16,6 +26,9 @@ COLD_RATIO = 1.15  # cold start to the first billed answer over `import litellm`
 RSS_MB = 5.0  # worker growth over 2,000 requests after the warm-up
 PROXY_P50 = 0.5  # function p50 over the proxy's, at most
 PROXY_RPS = 2.0  # function throughput over the proxy's, at least
+LEDGER_RATE = 50  # requests/s of one team payer, at which:
+LEDGER_WRITES_S = 2.0  # Firestore writes per second for the payer, at most
+LEDGER_LIVE_MS = 1.0  # added p50 of a request served from a live lease, under
 
 
 def ms(seconds: float) -> str:
@@ -42,6 +55,7 @@ def render(results: Results) -> str:
         _latency(results.latency, results.rounds, results.lago_rtt),
         _throughput(results.throughput, results.clients),
         _memory(results.memory),
+        ledger(results.ledger, "Measured in the same run, last and alone (`bench/run`)"),
     ]
     return "\n".join(line for section in sections for line in section).rstrip()
 
@@ -227,6 +241,41 @@ def _memory(m: Memory) -> list[str]:
         f"| after {m.requests:,} more | {m.after.worker:.1f} MB | {m.after.master:.1f} MB |",
         f"| growth over the last {m.requests:,} | {m.growth:+.1f} MB | |",
         f"| growth during the warm-up | {m.warm.worker - m.early.worker:+.1f} MB | |",
+        "",
+    ]
+
+
+def ledger(run: LedgerRun, measured: str) -> list[str]:
+    """The "Budget ledger" section; ``measured`` says how and where its figures were taken."""
+    live = run.live_p50_ms
+    live_ok = live is not None and live < LEDGER_LIVE_MS
+    live_text = "no request served from a live lease" if live is None else f"{live:.3f} ms"
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    return [
+        "### Budget ledger (Firestore writes per payer, latency added by `reserve`)",
+        "",
+        f"{measured}: one team payer sends {run.requests} requests in {run.seconds:.1f} s ({run.rps:.0f}/s) "
+        f"over {run.instances} instances (each its own `SpendLeases` and Firestore client), against gcloud's "
+        f"Firestore emulator; each request reserves its worst case, waits {run.call_ms:.0f} ms (the model call) "
+        "and settles its real cost. **The emulator's transactions are far slower than Firestore's: only the "
+        "write rate and the in-memory path (a request served from a live lease) are meaningful here**; a "
+        "request that waits for an exchange waits for the emulator.",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        f"| ≤ {LEDGER_WRITES_S:g} Firestore writes/s per payer at {LEDGER_RATE} requests/s for one team payer "
+        f"| {run.writes_per_s:.2f}/s ({run.writes} writes) | {verdict(run.writes_per_s <= LEDGER_WRITES_S)} |",
+        f"| < {LEDGER_LIVE_MS:g} ms added p50 with a live lease | {live_text} | {verdict(live_ok)} |",
+        "",
+        "| `reserve` | requests | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+        f"| served from a live lease (in memory) | {run.live_requests} | {ms(run.live_p50_ms)} "
+        f"| {ms(run.live_p99_ms)} |",
+        f"| all requests (an exchange waits for its transaction) | {run.requests} | {ms(run.all_p50_ms)} "
+        f"| {ms(run.all_p99_ms)} |",
     ]
 
 

@@ -172,6 +172,31 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class LedgerRun:
+    """The spend ledger (``bench.ledger``): one team payer's requests over ``instances`` instances
+    against gcloud's Firestore emulator, and what each ``reserve`` took, in ms."""
+
+    requests: int
+    seconds: float
+    instances: int
+    call_ms: float  # each request's model call, between its reserve and its settle
+    writes: int  # Firestore transactions committed for the payer during the run
+    live_requests: int  # requests served from a live lease (no transaction of their own)
+    live_p50_ms: float | None  # None when no request was served from a live lease
+    live_p99_ms: float | None
+    all_p50_ms: float
+    all_p99_ms: float
+
+    @property
+    def writes_per_s(self) -> float:
+        return self.writes / self.seconds
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+@dataclass(frozen=True)
 class Results:
     machine: Machine
     rounds: int
@@ -182,3 +207,4 @@ class Results:
     throughput: list[Throughput]
     memory: Memory
     comparison: Comparison | None  # None when the proxy was not run (--no-proxy)
+    ledger: LedgerRun

@@ -1,5 +1,5 @@
-"""Benchmarks: cold start, per-request overhead over bare LiteLLM, throughput, memory, and the
-function side by side with LiteLLM Proxy.
+"""Benchmarks: cold start, per-request overhead over bare LiteLLM, throughput, memory, the
+function side by side with LiteLLM Proxy, and the budget ledger's Firestore writes and latency.
 
 Run from the repository root: ``bench/run`` (or ``.venv/bin/python -m bench.run`` once the
 proxy's virtualenv exists). It prints a table and writes it into docs/PERFORMANCE.md between the
@@ -14,7 +14,8 @@ proxy's virtualenv exists). It prints a table and writes it into docs/PERFORMANC
   ``BILLING_OUTBOX=false`` (Lago answers at once, so the outbox is never written);
 - LiteLLM Proxy (``bench.proxy``), the same litellm version in a virtualenv of its own, with its
   own ``"lago"`` success callback pointed at the same Lago stand-in;
-- the client in this process: httpx for the servers, ``litellm.completion`` for the baseline.
+- the client in this process: httpx for the servers, ``litellm.completion`` for the baseline;
+- last, the budget ledger (``bench.ledger``) against gcloud's Firestore emulator, started for it.
 
 This module measures and returns ``bench.results`` values; ``bench.report`` renders them.
 """
@@ -40,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from bench import report
+from bench import ledger, report
 from bench.proxy import LiteLLMProxy
 from bench.results import (
     ColdStart,
@@ -546,8 +547,10 @@ def measure(args: argparse.Namespace) -> Results:
                 comparison = compare(standins, gateways["billed"], proxy, lat, runs[0], args)
     finally:
         standins.stop()
+    print("budget ledger ...", file=sys.stderr)  # last, alone: its emulator's JVM would load the rest
+    spend = ledger.measure(args.ledger_seconds)
     paths = PathLatencies(bare=lat["bare"], unbilled=lat["unbilled"], billed=lat["billed"])
-    return Results(info, args.rounds, args.clients, cold, paths, lago_rtt, runs, memory, comparison)
+    return Results(info, args.rounds, args.clients, cold, paths, lago_rtt, runs, memory, comparison, spend)
 
 
 def compare(
@@ -583,6 +586,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1000, help="per kind in the throughput run (JSON, stream)")
     parser.add_argument("--billing-calls", type=int, default=150, help="sequential calls counted in Lago, per side")
+    parser.add_argument("--ledger-seconds", type=float, default=20.0, help="the budget ledger's run (default 20 s)")
     parser.add_argument("--no-proxy", action="store_true", help="leave LiteLLM Proxy out")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
     args = parser.parse_args(argv)

@@ -242,11 +242,11 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
                 if getattr(chunk, "usage", None) is not None and not chunk.choices:
                     yield from finishes.missing(call, request.model)
                     bill.final = usage_from_response(chunk, request.model)
-                    if not request.include_usage:
-                        continue
-                else:
-                    bill.sent.append(chunk)
-                    finishes.saw(chunk)
+                    if request.include_usage:
+                        yield _data(chunk, call, request.model, cost=bill.final.response_cost)
+                    continue
+                bill.sent.append(chunk)
+                finishes.saw(chunk)
                 yield _data(chunk, call, request.model)
                 if SHUTDOWN.stream_must_end():  # the instance is going away: bill what was sent, then end
                     last = f"data: {json.dumps(SHUTTING_DOWN.to_dict())}\n\n"
@@ -293,9 +293,11 @@ class _Finishes:
         self._open.clear()
 
 
-def _data(chunk: Any, call: CallContext, model: str) -> str:
+def _data(chunk: Any, call: CallContext, model: str, cost: float | None = None) -> str:
     body = chunk.model_dump(exclude_none=True)
     body.update(id=call.call_id, model=model)
+    if cost is not None and isinstance(body.get("usage"), dict):
+        body["usage"]["cost"] = cost  # the usage chunk says what the answer cost (USD), as billed
     return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
 
 

@@ -10,6 +10,10 @@ tool's name (the trigger; arguments are built from the tool's parameter schema: 
 properties, strings filled with the user's words); ``response_format`` ``json_object`` gets
 ``{"answer": ...}`` and ``json_schema`` an object of the schema's required properties; ``n``
 gives n choices and ``stop`` cuts the answer at the first stop sequence. JSON and streamed.
+
+A question that starts with ``/echo`` and a space or newline is answered with the rest of it,
+verbatim (newlines kept): how a developer, or the browser tests, put any Markdown (or hostile
+HTML) into an answer of the real pipeline.
 """
 
 from __future__ import annotations
@@ -50,9 +54,16 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+ECHO = "/echo"
+_ECHO_LIMIT = 8000  # characters: an answer, not a way round the request size limit
+
+
 def answer_for(messages: list[dict[str, Any]]) -> str:
-    """The deterministic answer: a short echo of the last user message."""
-    said = " ".join(_last_user_text(messages).split())
+    """The deterministic answer: a short echo of the last user message (or its ``/echo`` text)."""
+    last = _last_user_text(messages)
+    if last.startswith(ECHO) and last[len(ECHO) : len(ECHO) + 1] in (" ", "\n"):
+        return last[len(ECHO) + 1 :][:_ECHO_LIMIT] or "This is the local demo model."
+    said = " ".join(last.split())
     if len(said) > 200:
         said = said[:200] + "..."
     return f"This is the local demo model. You said: {said}" if said else "This is the local demo model."

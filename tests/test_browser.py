@@ -10,22 +10,27 @@ sees the client go and bills what was sent as partial.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
+import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, expect, sync_playwright
 
+from tests.conftest import OPENAI_KEY
 from tests.standins.lago import API_KEY as LAGO_KEY
 from tests.standins.lago import FakeLago
+from tests.standins.openai_llm import TOOL_CALL, FakeOpenAI
 from tests.support.emulator_suite import EmulatorSuite, local_settings
-from tests.support.processes import ROOT, FunctionServer
+from tests.support.processes import ROOT, FirestoreEmulator, FunctionServer
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +47,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = ROOT / "test-artifacts"
 BUDGET_CENTS = 100
 MODELS = "local/demo,local/second"
+STAND_IN_MODEL = "openai/gpt-4o-mini"  # answered by the OpenAI-wire stand-in (direct_chat only)
 WAIT_MS = 30_000  # for one answer through the emulators on a busy 2-core machine
 LONG_QUESTION = " ".join(f"word{i}" for i in range(40))  # about 50 streamed pieces
 
@@ -51,19 +57,26 @@ def settings(fake_lago: FakeLago) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def suite(fake_lago: FakeLago) -> Iterator[EmulatorSuite]:
+def suite(fake_lago: FakeLago, firestore_emulator: FirestoreEmulator) -> Iterator[EmulatorSuite]:
     suite = EmulatorSuite(settings(fake_lago)).start()
+    firestore_emulator.load_rules(suite.project_id, ROOT / "firestore.rules")  # the page writes under them
     yield suite
     suite.stop()
 
 
 @pytest.fixture(scope="module")
-def direct_chat(suite: EmulatorSuite, fake_lago: FakeLago) -> Iterator[FunctionServer]:
-    """The chat function under functions-framework, called cross-origin by the page Hosting serves."""
+def direct_chat(suite: EmulatorSuite, fake_lago: FakeLago, fake_llm: FakeOpenAI) -> Iterator[FunctionServer]:
+    """The chat function under functions-framework, called cross-origin by the page Hosting serves.
+
+    Its last model is the tests' OpenAI-wire stand-in, for answers the local model does not give.
+    """
     keep = ("PATH", "HOME", "LANG", "TMPDIR")
     env = {
         **{key: os.environ[key] for key in keep if key in os.environ},
         **settings(fake_lago),
+        "CHAT_MODELS": f"{MODELS},{STAND_IN_MODEL}",
+        "OPENAI_API_BASE": fake_llm.base_url,
+        "OPENAI_API_KEY": OPENAI_KEY,
         "GOOGLE_CLOUD_PROJECT": suite.project_id,
         "FIREBASE_AUTH_EMULATOR_HOST": suite.auth_host,
         "CORS_ORIGINS": suite.hosting_url,
@@ -155,7 +168,7 @@ class ChatPage:
 
 
 @pytest.fixture
-def open_page(browser: Browser, suite: EmulatorSuite) -> Iterator[Any]:
+def open_page(browser: Browser, suite: EmulatorSuite, firestore_emulator: FirestoreEmulator) -> Iterator[Any]:
     """``open_page(url=..., function_url=..., viewport=...)``: a fresh browser profile per page."""
     pages: list[ChatPage] = []
 
@@ -163,6 +176,8 @@ def open_page(browser: Browser, suite: EmulatorSuite) -> Iterator[Any]:
         url: str | None = None, function_url: str | None = None, viewport: dict[str, int] | None = None
     ) -> ChatPage:
         context = browser.new_context(viewport=viewport or {"width": 1100, "height": 720})
+        # The tests' Firestore emulator (gcloud's, on a free port; scripts/run uses the default one).
+        context.add_init_script(f"localStorage.setItem('chat.firestoreEmulator', {firestore_emulator.host!r})")
         if function_url:
             context.add_init_script(f"localStorage.setItem('chat.functionUrl', {function_url!r})")
         page = ChatPage(context, url or suite.hosting_url)
@@ -231,6 +246,194 @@ def test_model_picker_choice_is_the_model_answering(open_page, fake_lago: FakeLa
     expect(chat.usage_row("local/second").locator(".requests")).to_have_text("1", timeout=WAIT_MS)
     [event] = fake_lago.events(uid_of(fake_lago, chat.email))
     assert event["properties"]["model"] == "local/second"
+
+
+# --- answers as Markdown, conversations -------------------------------------------------------
+
+CODE = "def by_length(words):\n    return sorted(words, key=len)"
+MARKDOWN = f"""# Sorting
+
+Use **sorted()**, see [the docs](https://docs.python.org/3/howto/sorting.html).
+
+```python
+{CODE}
+```
+
+![diagram](http://127.0.0.1:9/diagram.png)
+"""
+# Model output that tries to run or load something; port 9 (discard) is never a real server.
+HOSTILE = """<script>window.pwned = 'script'</script>
+<img src="http://127.0.0.1:9/img.png" onerror="window.pwned = 'img'">
+[click me](javascript:window.pwned='link') and <a href="javascript:window.pwned='a'">raw link</a>
+<iframe src="http://127.0.0.1:9/frame"></iframe><svg onload="window.pwned = 'svg'"></svg>
+<style>body { background: url(http://127.0.0.1:9/css.png) }</style>
+
+<div onmouseover="window.pwned = 'div'">html in markdown</div>
+"""
+UNSAFE = "script, img, iframe, svg, style, object, embed, [onerror], [onload], [onmouseover], [style]"
+
+
+def test_answer_is_rendered_as_safe_markdown_with_copyable_code_and_its_cost(
+    open_page, suite: EmulatorSuite, fake_lago: FakeLago
+) -> None:
+    chat = open_page().sign_up()
+    page = chat.page
+    chat.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=suite.hosting_url)
+    question = f"/echo {MARKDOWN}{HOSTILE}"  # the local model answers the rest verbatim
+    chat.ask(question)
+    chat.wait_answered()
+    answer = chat.answer
+
+    # The user's own message is plain text, exactly as typed.
+    mine = page.locator(".message.user .text").last
+    assert mine.text_content() == question.strip()  # as sent: the composer trims
+    expect(mine.locator("*")).to_have_count(0)
+
+    # Markdown rendered: heading, emphasis, a link that opens a new tab, a highlighted code block.
+    expect(answer.locator("h1")).to_have_text("Sorting")
+    expect(answer.locator("strong")).to_have_text("sorted()")
+    docs = answer.get_by_role("link", name="the docs")
+    expect(docs).to_have_attribute("href", "https://docs.python.org/3/howto/sorting.html")
+    expect(docs).to_have_attribute("target", "_blank")
+    expect(docs).to_have_attribute("rel", "noopener noreferrer")
+    expect(answer.locator("pre code.language-python")).to_have_text(CODE)
+    expect(answer.locator("pre code .hljs-keyword").first).to_have_text("def")
+    copy = answer.get_by_role("button", name="Copy code (python)")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("() => navigator.clipboard.readText()") == CODE
+
+    # An image is a link, not a request.
+    expect(answer.get_by_role("link", name="Image: diagram")).to_have_attribute(
+        "href", "http://127.0.0.1:9/diagram.png"
+    )
+
+    # Nothing hostile survives, runs or loads, even when clicked or hovered.
+    expect(answer.locator(UNSAFE)).to_have_count(0)
+    expect(answer.locator('[href^="javascript:" i]')).to_have_count(0)
+    expect(answer).to_contain_text("html in markdown")
+    answer.get_by_text("click me").click()
+    answer.get_by_text("raw link").click()
+    answer.get_by_text("html in markdown").hover()
+    assert page.evaluate("() => window.pwned") is None
+    assert not [r for r in chat.requests if "127.0.0.1:9/" in r]
+    assert len(chat.context.pages) == 1
+
+    # The answer's tokens and cost, from the stream's usage chunk, as billed.
+    [event] = fake_lago.events(uid_of(fake_lago, chat.email))
+    tokens = event["properties"]["total_tokens"]
+    expect(answer.locator(".cost")).to_have_text(re.compile(rf"^{tokens:,} tokens · \$0\.0\d+$"))
+    # The usage panel's period is the real one: this calendar month.
+    today = datetime.now(UTC)
+    last_day = calendar.monthrange(today.year, today.month)[1]
+    expect(page.locator("#usage-amount")).to_contain_text(f"{today:%b} {last_day}, {today.year}")
+
+    # A long answer re-rendered as it grows keeps the reader's place: followed while at the
+    # bottom, left alone once the reader scrolls up.
+    chat.ask("/echo " + "\n".join(f"- line {i}" for i in range(30)))
+    expect(answer.locator("li").nth(11)).to_be_attached(timeout=WAIT_MS)  # 12 lines so far
+    answer_end_in_view = "e => e.getBoundingClientRect().bottom <= innerHeight + 1"
+    assert page.evaluate("() => scrollY") > 0 and answer.evaluate(answer_end_in_view)
+    page.evaluate("() => scrollTo(0, 0)")
+    expect(answer.locator("li").nth(23)).to_be_attached(timeout=WAIT_MS)
+    assert page.evaluate("() => scrollY") == 0
+    chat.wait_answered()
+    expect(answer.locator("li")).to_have_count(30)
+
+
+CODE_QUESTION = f"/echo To sort words by length:\n\n```python\n{CODE}\n```"
+CODE_TITLE = "/echo To sort words by length:"
+
+
+def test_conversations_are_kept_reopened_after_a_reload_renamed_and_deleted(
+    open_page, suite: EmulatorSuite, firestore_emulator: FirestoreEmulator, fake_lago: FakeLago
+) -> None:
+    chat = open_page().sign_up()
+    page = chat.page
+    listed = page.locator("#conversation-list li")
+    titles = listed.locator(".open")
+    chat.ask(CODE_QUESTION)
+    chat.wait_answered()
+    chat.ask("And in reverse?")
+    chat.wait_answered()
+    expect(titles).to_have_text([CODE_TITLE])
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator(".message")).to_have_count(0)
+    chat.ask("Another topic")
+    chat.wait_answered()
+    expect(titles).to_have_text(["Another topic", CODE_TITLE])  # newest first
+    expect(page.locator("#conversation-list li[data-pending]")).to_have_count(0, timeout=WAIT_MS)  # saved
+
+    page.reload()
+    expect(titles).to_have_text(["Another topic", CODE_TITLE], timeout=WAIT_MS)
+    expect(page.locator(".message")).to_have_count(0)  # a new chat until one is opened
+    titles.get_by_text(CODE_TITLE).click()
+    expect(page.locator(".message")).to_have_count(4)
+    first_answer = page.locator(".message.assistant").first
+    expect(first_answer.locator("pre code.language-python")).to_have_text(CODE)
+    expect(first_answer.locator(".cost")).to_contain_text("tokens")
+    expect(listed.first.locator(".open")).to_have_text("Another topic")
+    expect(listed.nth(1)).to_have_attribute("aria-current", "true")
+    with page.expect_request(lambda r: r.method == "POST" and "/chat/completions" in r.url) as sent:
+        chat.ask("One more")  # the reopened conversation goes on, its history sent along
+    assert [m["content"] for m in sent.value.post_data_json["messages"]][::2] == [
+        CODE_QUESTION,
+        "And in reverse?",
+        "One more",
+    ]
+    chat.wait_answered()
+
+    page.get_by_role("button", name=f"Rename “{CODE_TITLE}”").click()
+    page.get_by_label("New title").fill("Sorting in Python")
+    page.get_by_label("New title").press("Enter")
+    expect(titles).to_have_text(["Sorting in Python", "Another topic"])
+    expect(page.locator("#conversation-list li[data-pending]")).to_have_count(0, timeout=WAIT_MS)
+    expect(chat.usage_row().locator(".requests")).to_have_text("4", timeout=WAIT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("() => scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / "conversation.png"))  # README's docs/screenshot.png
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete “Another topic”").click()
+    expect(titles).to_have_text(["Sorting in Python"])
+    expect(page.locator("#conversation-list li[data-pending]")).to_have_count(0, timeout=WAIT_MS)
+    expect(page.locator(".message")).to_have_count(6)  # the open conversation was not the deleted one
+
+    # What Firestore keeps, read as an admin: the renamed conversation and its six messages.
+    uid = uid_of(fake_lago, chat.email)
+    stored = wait_for(
+        lambda: firestore_emulator.documents(suite.project_id, f"users/{uid}/conversations"),
+        lambda docs: len(docs) == 1,
+    )
+    fields = stored[0]["fields"]
+    assert fields["title"]["stringValue"] == "Sorting in Python"
+    assert fields["model"]["stringValue"] == "local/demo"
+    messages = fields["messages"]["arrayValue"]["values"]
+    assert [m["mapValue"]["fields"]["role"]["stringValue"] for m in messages] == ["user", "assistant"] * 3
+
+
+def wait_for(read: Any, done: Any, timeout: float = 10) -> Any:
+    """Read until ``done(value)``: a write the page made reaches the server a moment after it shows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def test_tool_call_in_an_answer_shows_as_a_labelled_block(open_page, direct_chat: FunctionServer) -> None:
+    chat = open_page(function_url=direct_chat.url).sign_up()
+    chat.page.get_by_label("Model").select_option(STAND_IN_MODEL)
+    chat.ask("What is the weather in Paris? #toolcall")  # the stand-in streams a get_weather call
+    chat.wait_answered()
+    block = chat.answer.locator(".tool-call")
+    expect(block).to_have_count(1)
+    expect(block.locator(".label")).to_have_text("Tool call")
+    expect(block.locator(".name")).to_have_text(TOOL_CALL["name"])
+    arguments = block.locator(".arguments").inner_text()
+    assert json.loads(arguments) == json.loads(TOOL_CALL["arguments"])
+    assert "\n" in arguments  # pretty-printed, not the raw JSON text
+    expect(chat.answer.locator(".cost")).to_contain_text("tokens")
 
 
 # --- stop, budget, errors -------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.conftest import DEFAULT_MODEL, OPENAI_KEY, User
+from tests.standins.lago import FakeLago
 from tests.support.api import CHAT, messages
 from tests.support.processes import FunctionServer
 
@@ -31,7 +32,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     return error
 
 
-def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, user: User) -> None:
+def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, user: User, fake_lago: FakeLago) -> None:
     response = post(chat_server, user, {"model": DEFAULT_MODEL, "messages": messages("one two three")})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -39,12 +40,10 @@ def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, us
     assert body["model"] == DEFAULT_MODEL
     assert body["id"].startswith("chatcmpl-")
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "word0 word1 word2 word3 word4"}
-    assert body["usage"] == {
-        "prompt_tokens": 6,
-        "completion_tokens": 5,
-        "total_tokens": 11,
-        "cost": pytest.approx(3.9e-06),
-    }
+    cost = body["usage"].pop("cost")  # what the answer cost, as billed
+    assert body["usage"] == {"prompt_tokens": 6, "completion_tokens": 5, "total_tokens": 11}
+    [event] = fake_lago.events(user.uid)
+    assert cost == event["properties"]["response_cost"] > 0
 
 
 def test_model_defaults_to_first_allowed_model(chat_server: FunctionServer, user: User, fake_llm) -> None:
@@ -54,7 +53,7 @@ def test_model_defaults_to_first_allowed_model(chat_server: FunctionServer, user
     assert fake_llm.requests[-1]["model"] == "gpt-4o-mini"
 
 
-def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, user: User) -> None:
+def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, user: User, fake_lago: FakeLago) -> None:
     body = {"messages": messages("stream me"), "stream": True, "stream_options": {"include_usage": True}}
     with (
         httpx.Client(timeout=30) as client,
@@ -69,6 +68,24 @@ def test_streaming_sends_chunks_usage_then_done(chat_server: FunctionServer, use
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text == "word0 word1 word2 word3 word4"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 5
+    # The usage chunk also says what the answer cost, as it was billed (the page shows it).
+    [event] = fake_lago.events(user.uid)
+    assert chunks[-1]["usage"]["cost"] == event["properties"]["response_cost"] > 0
+
+
+def test_streamed_tool_call_reaches_the_client_as_delta_tool_calls(chat_server: FunctionServer, user: User) -> None:
+    body = {"messages": messages("weather? #toolcall"), "stream": True, "stream_options": {"include_usage": True}}
+    with (
+        httpx.Client(timeout=30) as client,
+        connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
+    ):
+        chunks = [json.loads(event.data) for event in source.iter_sse() if event.data != "[DONE]"]
+    pieces = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls") or []]
+    assert pieces[0]["function"]["name"] == "get_weather"
+    arguments = "".join(p["function"].get("arguments") or "" for p in pieces)
+    assert json.loads(arguments) == {"city": "Paris", "unit": "celsius"}
+    finishes = [c["choices"][0].get("finish_reason") for c in chunks if c["choices"]]
+    assert [f for f in finishes if f] == ["tool_calls"]
 
 
 def test_streaming_without_include_usage_sends_no_usage_chunk(chat_server: FunctionServer, user: User) -> None:

@@ -1,5 +1,5 @@
-// The chat page: Firebase sign-in, a chat that streams from the chat function, and the user's
-// usage. Built into public/app.js by scripts/setup (esbuild). It never logs: no token, prompt or
+// The chat page: Firebase sign-in, a chat that streams from the chat function (answers rendered
+// as sanitized Markdown), the user's conversations kept in Firestore, and the user's usage. Built into public/app.js by scripts/setup (esbuild). It never logs: no token, prompt or
 // answer reaches the console.
 
 import { initializeApp } from "firebase/app";
@@ -13,9 +13,12 @@ import {
   signInWithEmailAndPassword,
   signOut,
 } from "firebase/auth";
+import { connectFirestoreEmulator, getFirestore } from "firebase/firestore";
 
 import { appCheckHeaders, noteModels, setupAppCheck } from "./app-check.js";
+import { Conversations, titleFrom } from "./conversations.js";
 import { firebaseSetup } from "./firebase-setup.js";
+import { handleCopyClicks, renderMarkdown } from "./markdown.js";
 import { sseData } from "./sse.js";
 
 const $ = (id) => document.getElementById(id);
@@ -40,10 +43,19 @@ const ui = {
   chatError: $("chat-error"),
   usage: $("usage"),
   usageBody: $("usage-body"),
+  conversations: $("conversations"),
+  newChat: $("new-chat"),
+  conversationList: $("conversation-list"),
+  conversationsEmpty: $("conversations-empty"),
 };
 
 let auth;
-let history = []; // the conversation sent with each question: [{role, content}]
+let db = null; // Firestore, where conversations are kept
+let conversations = null; // the signed-in user's (a Conversations)
+let stopWatching = null; // ends the side list's Firestore listener
+let listed = []; // the side list, newest first, as Firestore last said
+let current = null; // the open conversation: {id, created, listed, title, messages}; null: a new chat
+let renaming = null; // {id, form} while a title is being edited
 let streaming = null; // the AbortController of the answer being streamed
 let usageRequest = 0; // only the latest usage refresh may paint
 
@@ -121,19 +133,88 @@ function describe(error) {
 
 // --- chat ----------------------------------------------------------------------------------------
 
-function addMessage(role, text) {
+const TOKENS = new Intl.NumberFormat(undefined);
+const USD = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", maximumSignificantDigits: 2 });
+
+// What one answer used, from the stream's final usage chunk: "57 tokens · $0.000021".
+function costLine(message) {
+  if (message.tokens === undefined) return "";
+  const cost = typeof message.cost === "number" ? ` · ${USD.format(message.cost)}` : "";
+  return `${TOKENS.format(message.tokens)} tokens${cost}`;
+}
+
+function addMessage(message) {
   const item = document.createElement("li");
-  item.className = `message ${role}`;
+  item.className = `message ${message.role}`;
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = role === "user" ? "You" : "Assistant";
-  const body = document.createElement("p");
-  body.className = "text";
-  body.textContent = text;
-  item.append(who, body);
+  who.textContent = message.role === "user" ? "You" : "Assistant";
+  item.append(who);
+  if (message.role === "user") {
+    const body = document.createElement("p");
+    body.className = "text";
+    body.textContent = message.content; // the user's own words: plain text, never Markdown
+    item.append(body);
+  } else {
+    const body = document.createElement("div");
+    body.className = "text markdown";
+    const tools = document.createElement("div");
+    tools.className = "tool-calls";
+    const cost = document.createElement("p");
+    cost.className = "cost";
+    item.append(body, tools, cost);
+    paintAnswer(item, message);
+    if (message.state) item.dataset.state = message.state;
+  }
   ui.messages.append(item);
   item.scrollIntoView({ block: "end" });
   return item;
+}
+
+// Re-renders an answer (all of it: Markdown changes meaning as it grows). One synchronous
+// replacement per frame, so nothing flickers; the view follows the answer only while its end
+// is in view (the reader has not scrolled up to read).
+function paintAnswer(item, message) {
+  const follow = item.getBoundingClientRect().bottom <= window.innerHeight + 48;
+  item.querySelector(".text").replaceChildren(renderMarkdown(message.content));
+  item.querySelector(".tool-calls").replaceChildren(...(message.toolCalls || []).map(toolCallBlock));
+  item.querySelector(".cost").textContent = costLine(message);
+  if (follow) item.scrollIntoView({ block: "end" });
+}
+
+function toolCallBlock(call) {
+  const block = document.createElement("div");
+  block.className = "tool-call";
+  const label = document.createElement("span");
+  label.className = "label";
+  label.textContent = "Tool call";
+  const name = document.createElement("code");
+  name.className = "name";
+  name.textContent = call.name || "(unnamed)";
+  const args = document.createElement("pre");
+  args.className = "arguments";
+  args.textContent = prettyJson(call.arguments);
+  block.append(label, " ", name, args);
+  return block;
+}
+
+function prettyJson(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text || ""; // still streaming, or not JSON: as sent
+  }
+}
+
+// delta.tool_calls pieces (OpenAI streaming): the first piece of a call has its index, id and
+// name; later pieces with the same index carry more of the arguments' JSON text.
+function addToolCallPieces(calls, pieces) {
+  for (const piece of pieces) {
+    const index = Number.isInteger(piece.index) ? piece.index : calls.length;
+    const call = (calls[index] ||= { name: "", arguments: "" });
+    if (piece.function?.name) call.name += piece.function.name;
+    if (piece.function?.arguments) call.arguments += piece.function.arguments;
+  }
 }
 
 function setStreaming(controller) {
@@ -141,21 +222,30 @@ function setStreaming(controller) {
   ui.send.disabled = Boolean(controller);
   ui.stop.disabled = !controller;
   ui.model.disabled = Boolean(controller);
+  ui.conversations.toggleAttribute("data-busy", Boolean(controller));
 }
 
 async function ask(question) {
   ui.chatError.textContent = "";
   const model = ui.model.value;
-  const asked = [...history, { role: "user", content: question }];
-  addMessage("user", question);
-  const answer = addMessage("assistant", "");
+  current ||= { id: null, created: false, title: titleFrom(question), messages: [] };
+  const conversation = current;
+  const asked = [...conversation.messages.map(({ role, content }) => ({ role, content })), { role: "user", content: question }];
+  addMessage({ role: "user", content: question });
+  const reply = { role: "assistant", content: "", toolCalls: [] };
+  const answer = addMessage(reply);
   answer.dataset.state = "streaming";
   answer.setAttribute("aria-busy", "true");
-  const text = answer.querySelector(".text");
+  let frame = 0;
+  const repaint = () => {
+    frame ||= requestAnimationFrame(() => {
+      frame = 0;
+      paintAnswer(answer, reply);
+    });
+  };
   const controller = new AbortController();
   setStreaming(controller);
   ui.status.textContent = "Answering…";
-  let said = "";
   let outcome = "done";
   try {
     const response = await authedFetch(endpoints().chat, {
@@ -174,11 +264,14 @@ async function ask(question) {
       if (data === "[DONE]") break;
       const event = JSON.parse(data);
       if (event.error) throw problemFrom(500, event.error); // the stream broke after it started
-      const piece = event.choices?.[0]?.delta?.content;
-      if (piece) {
-        said += piece;
-        text.textContent = said;
+      const delta = event.choices?.[0]?.delta;
+      if (delta?.content) reply.content += delta.content;
+      if (Array.isArray(delta?.tool_calls)) addToolCallPieces(reply.toolCalls, delta.tool_calls);
+      if (event.usage) {
+        reply.tokens = Number(event.usage.total_tokens) || 0;
+        if (typeof event.usage.cost === "number") reply.cost = event.usage.cost;
       }
+      repaint();
     }
   } catch (error) {
     if (error.name === "AbortError") {
@@ -190,21 +283,186 @@ async function ask(question) {
     }
   } finally {
     setStreaming(null);
+    cancelAnimationFrame(frame);
+    frame = 0;
     answer.removeAttribute("aria-busy");
   }
+  paintAnswer(answer, reply);
   answer.dataset.state = outcome;
+  const said = Boolean(reply.content || reply.toolCalls.length);
   if (said) {
-    history = [...asked, { role: "assistant", content: said }];
+    if (!reply.toolCalls.length) delete reply.toolCalls;
+    reply.state = outcome === "done" ? "done" : "stopped";
+    conversation.messages = [...conversation.messages, { role: "user", content: question }, reply];
+    saveConversation(conversation, model);
   } else if (outcome !== "done") {
     answer.remove(); // nothing was said: the error (or the stop) is reported below instead
   }
   if (outcome === "error" && !said) ui.prompt.value ||= question; // to send again later
   ui.status.textContent = {
     done: "Answered.",
-    stopped: said ? "Stopped. The part shown was billed." : "Stopped.",
+    stopped: reply.content ? "Stopped. The part shown was billed." : "Stopped.",
     error: "The answer failed.",
   }[outcome];
   refreshUsage();
+}
+
+// --- conversations -------------------------------------------------------------------------------
+
+async function saveConversation(conversation, model) {
+  if (!conversations) return;
+  const created = !conversation.created;
+  conversation.id ||= conversations.newId();
+  conversation.created = true;
+  try {
+    await conversations.save(conversation.id, {
+      created,
+      title: conversation.title,
+      model: model || ui.model.options[0]?.value || "",
+      messages: conversation.messages.map(storedMessage),
+    });
+  } catch {
+    // The rules bound a conversation's length; or saving is not available (offline, no rules).
+    ui.chatError.textContent = "This conversation could not be saved. If it is long, start a new chat.";
+  }
+}
+
+// The fields firestore.rules allows in a stored message.
+function storedMessage({ role, content, tokens, cost, state, toolCalls }) {
+  const stored = { role, content };
+  if (role === "assistant") {
+    if (tokens !== undefined) stored.tokens = tokens;
+    if (cost !== undefined) stored.cost = cost;
+    if (state) stored.state = state;
+    if (toolCalls?.length) stored.toolCalls = JSON.stringify(toolCalls);
+  }
+  return stored;
+}
+
+function startNewChat() {
+  if (streaming) return;
+  current = null;
+  ui.messages.replaceChildren();
+  ui.status.textContent = "";
+  ui.chatError.textContent = "";
+  paintList(listed);
+  ui.prompt.focus();
+}
+
+function openConversation(id) {
+  const found = listed.find((c) => c.id === id);
+  if (!found || streaming) return;
+  current = {
+    id,
+    created: true,
+    listed: true,
+    title: found.title,
+    messages: (found.messages || []).map((m) =>
+      m.toolCalls ? { ...m, toolCalls: safeParse(m.toolCalls) } : { ...m },
+    ),
+  };
+  ui.messages.replaceChildren();
+  for (const message of current.messages) addMessage(message);
+  if ([...ui.model.options].some((o) => o.value === found.model)) ui.model.value = found.model;
+  ui.status.textContent = "";
+  ui.chatError.textContent = "";
+  paintList(listed);
+}
+
+function safeParse(text) {
+  try {
+    const value = JSON.parse(text);
+    return Array.isArray(value) ? value : [];
+  } catch {
+    return [];
+  }
+}
+
+function paintList(list) {
+  listed = list;
+  if (current) {
+    const present = list.some((c) => c.id === current.id);
+    if (present) current.listed = true;
+    else if (current.listed && !streaming) {
+      // Deleted (here or in another tab): what is shown is no longer kept.
+      current = null;
+      ui.messages.replaceChildren();
+    }
+  }
+  const items = list.map((conversation) => {
+    const item = document.createElement("li");
+    item.dataset.id = conversation.id;
+    item.toggleAttribute("data-pending", conversation.pending);
+    if (current?.id === conversation.id) item.setAttribute("aria-current", "true");
+    if (renaming?.id === conversation.id) {
+      item.append(renaming.form);
+      return item;
+    }
+    const open = cell("button", conversation.title || "Untitled", { type: "button", class: "open" });
+    open.addEventListener("click", () => openConversation(conversation.id));
+    const rename = cell("button", "Rename", { type: "button", class: "rename", "aria-label": `Rename “${conversation.title}”` });
+    rename.addEventListener("click", () => startRename(conversation));
+    const remove = cell("button", "Delete", { type: "button", class: "delete", "aria-label": `Delete “${conversation.title}”` });
+    remove.addEventListener("click", () => deleteConversation(conversation));
+    item.append(open, rename, remove);
+    return item;
+  });
+  ui.conversationList.replaceChildren(...items);
+  ui.conversationsEmpty.hidden = list.length > 0;
+}
+
+function startRename(conversation) {
+  const form = document.createElement("form");
+  form.className = "rename-form";
+  const input = cell("input", "", { type: "text", maxlength: "200", "aria-label": "New title", required: "" });
+  input.value = conversation.title || "";
+  const save = cell("button", "Save", { type: "submit" });
+  form.append(input, save);
+  const done = () => {
+    renaming = null;
+    paintList(listed);
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const title = input.value.trim().slice(0, 200);
+    if (!title) return;
+    conversations.rename(conversation.id, title).catch(() => {
+      ui.chatError.textContent = "The conversation could not be renamed. Try again.";
+    });
+    if (current?.id === conversation.id) current.title = title;
+    done();
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") done();
+  });
+  renaming = { id: conversation.id, form };
+  paintList(listed);
+  input.focus();
+  input.select();
+}
+
+function deleteConversation(conversation) {
+  if (streaming && current?.id === conversation.id) return;
+  if (!confirm(`Delete the conversation “${conversation.title}”? This cannot be undone.`)) return;
+  if (current?.id === conversation.id) startNewChat();
+  conversations.remove(conversation.id).catch(() => {
+    ui.chatError.textContent = "The conversation could not be deleted. Try again.";
+  });
+}
+
+function watchConversations(user) {
+  stopWatching?.();
+  stopWatching = null;
+  current = null;
+  renaming = null;
+  listed = [];
+  conversations = user && db ? new Conversations(db, user.uid) : null;
+  paintList([]);
+  if (!conversations) return;
+  stopWatching = conversations.watch(paintList, () => {
+    ui.conversationsEmpty.hidden = false;
+    ui.conversationsEmpty.textContent = "Past conversations are not available right now.";
+  });
 }
 
 async function loadModels() {
@@ -231,6 +489,7 @@ function money(cents, currency) {
 }
 
 function day(iso) {
+  if (!iso) return ""; // no period yet (a user Lago does not know yet): not the epoch
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleDateString(undefined, { dateStyle: "medium" });
 }
@@ -244,7 +503,8 @@ function cell(tag, text, attrs = {}) {
 
 function paintUsage(usage) {
   const parts = [];
-  const period = usage.period ? `${day(usage.period.from)} – ${day(usage.period.to)}` : "";
+  const [from, to] = [day(usage.period?.from), day(usage.period?.to)];
+  const period = from && to ? `${from} – ${to}` : "";
   parts.push(
     cell("p", `${money(usage.amount_cents, usage.currency)} used this period${period ? ` (${period})` : ""}.`, {
       id: "usage-amount",
@@ -339,9 +599,10 @@ function showSignedIn(user) {
   ui.chat.hidden = !user;
   ui.usage.hidden = !user;
   ui.account.hidden = !user;
+  ui.conversations.hidden = !user;
+  watchConversations(user);
   if (!user) {
     streaming?.abort();
-    history = [];
     ui.messages.replaceChildren();
     ui.usageBody.replaceChildren();
     ui.status.textContent = "";
@@ -358,11 +619,16 @@ function showSignedIn(user) {
 // --- start ---------------------------------------------------------------------------------------
 
 async function start() {
-  const { config, authEmulatorUrl } = await firebaseSetup();
+  const { config, authEmulatorUrl, firestoreEmulator } = await firebaseSetup();
   const app = initializeApp(config);
   setupAppCheck(app, { emulated: Boolean(authEmulatorUrl) });
   auth = initializeAuth(app, { persistence: [indexedDBLocalPersistence, browserLocalPersistence] });
   if (authEmulatorUrl) connectAuthEmulator(auth, authEmulatorUrl, { disableWarnings: true });
+  db = getFirestore(app);
+  if (firestoreEmulator) connectFirestoreEmulator(db, firestoreEmulator.host, firestoreEmulator.port);
+
+  handleCopyClicks(ui.messages);
+  ui.newChat.addEventListener("click", startNewChat);
 
   ui.signInForm.addEventListener("submit", onSignIn);
   ui.signOut.addEventListener("click", () => signOut(auth));

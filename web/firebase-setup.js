@@ -5,20 +5,38 @@
 // "/__/firebase/init.js?useEmulator=true" names the emulators that run beside it: the page
 // connects to the Auth emulator named there. Served some other way from this machine, the page
 // falls back to a demo project and the Auth emulator on its default port.
+//
+// Firestore, under the emulators, is gcloud's Firestore emulator (firebase-tools' own one needs a
+// download), which the Hosting emulator does not know about: scripts/run starts it on
+// 127.0.0.1:8080; localStorage "chat.firestoreEmulator" ("host:port") names another one.
 
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 const DEMO_CONFIG = { apiKey: "fake-api-key", projectId: "demo-chat", authDomain: "localhost" };
 const DEFAULT_AUTH_EMULATOR = "http://127.0.0.1:9099";
+const DEFAULT_FIRESTORE_EMULATOR = "127.0.0.1:8080";
 
 export async function firebaseSetup() {
   const local = LOCAL_HOSTS.has(location.hostname);
   const [config, emulators] = await Promise.all([fetchJson("/__/firebase/init.json"), local && hostingEmulators()]);
   if (emulators?.auth) {
-    return { config: config ?? DEMO_CONFIG, authEmulatorUrl: `http://${emulators.auth.hostAndPort}` };
+    return {
+      config: config ?? DEMO_CONFIG,
+      authEmulatorUrl: `http://${emulators.auth.hostAndPort}`,
+      firestoreEmulator: firestoreEmulator(emulators),
+    };
   }
-  if (config) return { config, authEmulatorUrl: null };
-  if (local) return { config: DEMO_CONFIG, authEmulatorUrl: DEFAULT_AUTH_EMULATOR };
+  if (config) return { config, authEmulatorUrl: null, firestoreEmulator: null };
+  if (local) {
+    return { config: DEMO_CONFIG, authEmulatorUrl: DEFAULT_AUTH_EMULATOR, firestoreEmulator: firestoreEmulator({}) };
+  }
   throw new Error("This page has no Firebase configuration: serve it with Firebase Hosting.");
+}
+
+// {host, port} of the Firestore emulator the page should use.
+function firestoreEmulator(emulators) {
+  const named = emulators.firestore?.hostAndPort || localStorage.getItem("chat.firestoreEmulator");
+  const [, host, port] = /^(.*):(\d+)$/.exec(named || DEFAULT_FIRESTORE_EMULATOR) || [];
+  return host ? { host: host.replace(/^\[|\]$/g, ""), port: Number(port) } : null;
 }
 
 async function fetchJson(url) {

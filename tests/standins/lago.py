@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import calendar
 import threading
 import time
 import uuid
@@ -410,11 +411,13 @@ class FakeLago(StandIn):
             for model, group in sorted(by_model.items())
         ]
         amount = sum(g["amount_cents"] for g in groups) + self._extra_usage.get(subscription_id, 0)
+        # The period is the current calendar month, as a monthly plan billed on the 1st has it.
         now = time.gmtime()
+        last_day = calendar.monthrange(now.tm_year, now.tm_mon)[1]
         return {
             "from_datetime": time.strftime("%Y-%m-01T00:00:00Z", now),
-            "to_datetime": time.strftime("%Y-%m-28T23:59:59Z", now),
-            "issuing_date": time.strftime("%Y-%m-28", now),
+            "to_datetime": time.strftime(f"%Y-%m-{last_day:02d}T23:59:59Z", now),
+            "issuing_date": time.strftime(f"%Y-%m-{last_day:02d}", now),
             "lago_invoice_id": None,
             "currency": "USD",
             "amount_cents": amount,

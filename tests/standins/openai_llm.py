@@ -9,7 +9,8 @@ Usage counts are deterministic: one prompt token per word of all messages plus 3
 
 The protocol beyond text: ``tools`` are answered with a tool call (arguments built from the
 tool's parameter schema) when ``tool_choice`` is required or names the tool, or the prompt says
-``#tool``; ``response_format`` with JSON (json_schema: an object of the schema's required
+``#tool`` (``#toolcall`` calls ``get_weather`` even when no tool was offered, as the chat page's
+test needs); ``response_format`` with JSON (json_schema: an object of the schema's required
 properties); ``n`` choices; ``logprobs``. Every request body is kept in ``requests``; a field
 OpenAI does not know gets OpenAI's 400 ``Unrecognized request argument supplied: NAME``.
 """
@@ -91,8 +92,21 @@ def _example(schema: Any) -> Any:
     return {"string": "example", "integer": 1, "number": 1, "boolean": True, "null": None}.get(kind, "example")
 
 
+# ``#toolcall``: a call of this tool whether or not it was offered.
+TOOL_CALL = {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}
+_UNOFFERED_TOOL = {"type": "function", "function": {"name": TOOL_CALL["name"], "arguments": TOOL_CALL["arguments"]}}
+
+
+def tool_arguments(tool: dict[str, Any]) -> str:
+    """The call's arguments: fixed for ``#toolcall``, else built from the tool's parameter schema."""
+    fixed = tool["function"].get("arguments")
+    return fixed if isinstance(fixed, str) else json.dumps(example_for(tool["function"].get("parameters")))
+
+
 def chosen_tool(body: dict[str, Any], text: str) -> dict[str, Any] | None:
     """The tool to call: the named or required one, or the first when the prompt says #tool."""
+    if "#toolcall" in text:
+        return _UNOFFERED_TOOL
     tools = body.get("tools") or []
     choice = body.get("tool_choice", "auto")
     if not tools or choice == "none":
@@ -167,7 +181,7 @@ class FakeOpenAI(StandIn):
             message: dict[str, Any] = {"role": "assistant", "content": " ".join(words)}
             finish = "stop"
             if tool:
-                arguments = json.dumps(example_for(tool["function"].get("parameters")))
+                arguments = tool_arguments(tool)
                 message = {"role": "assistant", "content": None, "tool_calls": [_call(tool, index, arguments)]}
                 finish = "tool_calls"
             choice: dict[str, Any] = {"index": index, "message": message, "finish_reason": finish}
@@ -220,7 +234,7 @@ class FakeOpenAI(StandIn):
             request.write(chunk(index, {"role": "assistant", "content": None if tool else ""}))
         if tool:
             # Arguments in fragments, as OpenAI streams them: id and name first, then the JSON in pieces.
-            arguments = json.dumps(example_for(tool["function"].get("parameters")))
+            arguments = tool_arguments(tool)
             pieces = [arguments[i : i + 8] for i in range(0, len(arguments), 8)] or [""]
             deltas = [[{"index": 0, **_call(tool, index, "")}] for index in range(n)]
             for index in range(n):

@@ -238,6 +238,25 @@ class FirestoreEmulator:
         )
         return self
 
+    def load_rules(self, project_id: str, rules: Path) -> None:
+        """Enforce ``rules`` for ``project_id``: the emulator applies them to every client request."""
+        body = {"rules": {"files": [{"name": rules.name, "content": rules.read_text()}]}}
+        response = httpx.put(
+            f"http://{self.host}/emulator/v1/projects/{project_id}:securityRules", json=body, timeout=30
+        )
+        response.raise_for_status()
+
+    def documents(self, project_id: str, path: str) -> list[dict[str, Any]]:
+        """The documents of a collection, read as an admin (rules do not apply)."""
+        response = httpx.get(
+            f"http://{self.host}/v1/projects/{project_id}/databases/(default)/documents/{path}",
+            headers={"Authorization": "Bearer owner"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        documents: list[dict[str, Any]] = response.json().get("documents", [])
+        return documents
+
     def clear(self, project_id: str) -> None:
         httpx.delete(f"http://{self.host}/emulator/v1/projects/{project_id}/databases/(default)/documents", timeout=10)
 

@@ -13,6 +13,7 @@ from bench.results import (
     Comparison,
     ImportTiming,
     Latency,
+    LedgerRun,
     Machine,
     Memory,
     PathLatencies,
@@ -82,7 +83,13 @@ def _results(function_ms: float, proxy_ms: float, at_end: int) -> Results:
         [run],
         Memory(Rss(300, 200), Rss(310, 200), Rss(311, 200), 2000),
         Comparison(side, peer, 8),
+        _ledger(writes=8, live_p50_ms=0.1),
     )
+
+
+def _ledger(writes: int, live_p50_ms: float | None) -> LedgerRun:
+    live = 0 if live_p50_ms is None else 480
+    return LedgerRun(1000, 20.0, 2, 200.0, writes, live, live_p50_ms, None if live_p50_ms is None else 0.2, 0.1, 30.0)
 
 
 def test_report_puts_the_proxy_ratios_first_with_their_verdicts() -> None:
@@ -96,3 +103,22 @@ def test_report_flags_a_missed_proxy_target() -> None:
     text = report.render(_results(function_ms=6, proxy_ms=10, at_end=9))
     assert "| JSON p50 ≤ 0.5 × the proxy's | 0.60 × | **missed** |" in text
     assert "| every event in Lago at response end | 9 of 10 | **missed** |" in text
+
+
+def test_report_ends_with_the_budget_ledger_against_its_targets_and_the_emulator_caveat() -> None:
+    text = report.render(_results(function_ms=4, proxy_ms=10, at_end=10))
+    section = text[text.index("### Budget ledger") :]
+    assert (
+        "| ≤ 2 Firestore writes/s per payer at 50 requests/s for one team payer | 0.40/s (8 writes) | met |" in section
+    )
+    assert "| < 1 ms added p50 with a live lease | 0.100 ms | met |" in section
+    assert "only the write rate and the in-memory path" in section
+    assert "Measured in the same run" in section
+
+
+def test_ledger_section_flags_too_many_writes_and_no_live_lease_and_says_how_it_was_measured() -> None:
+    text = "\n".join(report.ledger(_ledger(writes=60, live_p50_ms=None), "Measured by `bench.ledger --seconds 20`"))
+    assert text.count("Measured by `bench.ledger --seconds 20`") == 1
+    assert "| 3.00/s (60 writes) | **missed** |" in text
+    assert "| < 1 ms added p50 with a live lease | no request served from a live lease | **missed** |" in text
+    assert "| served from a live lease (in memory) | 0 | - | - |" in text

@@ -300,9 +300,10 @@ def test_lago_429_on_usage_costs_one_bounded_read_and_no_retries(
 ) -> None:
     chat(lifecycle_server, new_user(), ask("hi"))  # the instance is warm: what is timed is Lago's part
     user = new_user()
-    # Provisioning (two POSTs) and the metadata read pass; then usage answers 429, as Lago does
-    # under load. lago-python-client's default retries it three times, sleeping 1 + 2 + 4 s.
-    fake_lago.plan_accounts("slow:0", "slow:0", "slow:0", "429", "429", "429", "429")
+    # Provisioning (the customer's lookup, its 404, then two POSTs) and the metadata read pass;
+    # then usage answers 429, as Lago does under load. lago-python-client's default retries it
+    # three times, sleeping 1 + 2 + 4 s.
+    fake_lago.plan_accounts("slow:0", "slow:0", "slow:0", "slow:0", "429", "429", "429", "429")
     before = len(usage_gets(fake_lago))
     started = time.monotonic()
     response = chat(lifecycle_server, user, ask("hi"))

@@ -7,7 +7,8 @@ shopt -s inherit_errexit
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # Who may call what: public functions check Firebase ID tokens in code; private ones only take
-# callers that IAM lets in (replay_billing: Cloud Scheduler with an OIDC token of the runtime SA).
+# callers that IAM lets in (replay_billing: Cloud Scheduler with an OIDC token of replay_billing's
+# own service account), and replay_billing checks that token in code too.
 PUBLIC_FUNCTIONS=(chat usage)
 PRIVATE_FUNCTIONS=(replay_billing)
 LAGO_SECRETS="LAGO_API_BASE LAGO_API_KEY LAGO_API_EVENT_CODE"
@@ -15,14 +16,17 @@ LAGO_SECRETS="LAGO_API_BASE LAGO_API_KEY LAGO_API_EVENT_CODE"
 OPTIONAL_FUNCTION_ENV=(
   LAGO_PLAN_CODE CHAT_MAX_TOKENS CHAT_BUDGET_CENTS LAGO_TEAM_CLAIM CHAT_CHECK_REVOKED
   CHAT_MAX_BODY_BYTES CHAT_MAX_MESSAGES CHAT_LLM_TIMEOUT_S CHAT_USAGE_CACHE_S
-  BILLING_OUTBOX BILLING_REPLAY_BATCH BILLING_REPLAY_BUDGET_S CHAT_REQUIRE_BILLING
+  BILLING_OUTBOX BILLING_REPLAY_BATCH BILLING_REPLAY_BUDGET_S CHAT_MODEL_PRICES LAGO_BILLS_COST
   CHAT_APP_CHECK CHAT_APP_CHECK_CONSUME_MODELS CHAT_REQUIRE_VERIFIED_EMAIL CHAT_SIGN_IN_PROVIDERS
   CHAT_NEW_ACCOUNT_BUDGET_CENTS CHAT_NEW_ACCOUNT_DAYS
 )
+# What each function touches: Firestore (the billing outbox) and its secrets. usage reads Lago
+# only; replay_billing calls no model provider. Each function runs as its own service account.
+FIRESTORE_FUNCTIONS=(chat replay_billing)
 # Every variable this script reads; a value already in the environment beats deploy.env's.
 SETTING_NAMES=(
   PROJECT_ID GOOGLE_CLOUD_PROJECT REGION CHAT_MODELS CORS_ORIGINS LAGO_API_CHARGE_BY
-  LAGO_FLUSH_TIMEOUT_S SECRETS DEPLOY_PROVIDER_SECRETS USE_SET_SECRETS SERVICE_ACCOUNT
+  LAGO_FLUSH_TIMEOUT_S SECRETS DEPLOY_PROVIDER_SECRETS USE_SET_SECRETS CHAT_REQUIRE_BILLING
   MIN_INSTANCES MAX_INSTANCES CONCURRENCY MEMORY CPU TIMEOUT SCHEDULER_JOB SCHEDULER_REGION
   SCHEDULE TIME_ZONE GCLOUD RETRIES RETRY_SLEEP_S "${OPTIONAL_FUNCTION_ENV[@]}"
 )
@@ -33,9 +37,15 @@ Usage: ./deploy.sh [--dry-run] [--help]
 
 Deploys the HTTP functions of functions/main.py to Cloud Functions (2nd gen), python311:
   chat, usage      public (allUsers may invoke; the code checks Firebase ID tokens)
-  replay_billing   private; a Cloud Scheduler job POSTs to it with an OIDC token
-and sets up what they need: a runtime service account with roles/datastore.user on the project
-(Firestore billing outbox) and roles/secretmanager.secretAccessor on each secret it reads.
+  replay_billing   private; a Cloud Scheduler job POSTs to it with an OIDC token of
+                   replay_billing's service account, the only account allowed to invoke it
+and sets up what they need, each function with a service account of its own
+(FUNCTION-fn@PROJECT_ID.iam.gserviceaccount.com, "_" as "-") holding only what it uses:
+  chat             the Lago and provider secrets, roles/datastore.user (the billing outbox)
+  usage            the Lago secrets
+  replay_billing   the Lago secrets, roles/datastore.user; run.invoker on itself
+The account running this script needs iam.serviceAccounts.actAs on replay_billing's account
+(roles/iam.serviceAccountUser) to give its identity to the scheduler job.
 Safe to re-run: functions, grants and the scheduler job are updated in place.
 
 Options:
@@ -56,20 +66,21 @@ Optional (default):
   LAGO_PLAN_CODE, CHAT_MAX_TOKENS, CHAT_BUDGET_CENTS, LAGO_TEAM_CLAIM, CHAT_CHECK_REVOKED,
   CHAT_MAX_BODY_BYTES, CHAT_MAX_MESSAGES, CHAT_LLM_TIMEOUT_S, CHAT_USAGE_CACHE_S,
   BILLING_OUTBOX, BILLING_REPLAY_BATCH, BILLING_REPLAY_BUDGET_S (keep it under TIMEOUT),
-  CHAT_REQUIRE_BILLING,
+  CHAT_MODEL_PRICES, LAGO_BILLS_COST,
   CHAT_APP_CHECK (enforce when deployed), CHAT_APP_CHECK_CONSUME_MODELS,
   CHAT_REQUIRE_VERIFIED_EMAIL, CHAT_SIGN_IN_PROVIDERS, CHAT_NEW_ACCOUNT_BUDGET_CENTS,
   CHAT_NEW_ACCOUNT_DAYS: passed to the functions when set. With CHAT_APP_CHECK_CONSUME_MODELS
-                    the service account also gets roles/firebaseappcheck.tokenVerifier, with
-                    CHAT_NEW_ACCOUNT_BUDGET_CENTS roles/firebaseauth.viewer (account creation times)
+                    chat's account also gets roles/firebaseappcheck.tokenVerifier (it consumes
+                    the tokens), with CHAT_NEW_ACCOUNT_BUDGET_CENTS chat's and usage's
+                    roles/firebaseauth.viewer (account creation times, for the budget both show)
+  CHAT_REQUIRE_BILLING (true)  always passed: false lets chat serve unbilled when Lago is off
   DEPLOY_PROVIDER_SECRETS  provider key secrets, space-separated, e.g. "OPENAI_API_KEY" ("")
-  SECRETS           every secret the functions read ("LAGO_API_BASE LAGO_API_KEY
-                    LAGO_API_EVENT_CODE" + DEPLOY_PROVIDER_SECRETS). A secret's id is the name of
-                    the variable it fills. The code reads them from Secret Manager at cold start
+  SECRETS           every secret chat reads ("LAGO_API_BASE LAGO_API_KEY
+                    LAGO_API_EVENT_CODE" + DEPLOY_PROVIDER_SECRETS); usage and replay_billing get
+                    only the LAGO_* ones. A secret's id is the name of the variable it fills. The code reads them from Secret Manager at cold start
                     (the list reaches it as the SECRETS variable); they must exist beforehand:
                       printf %s "$VALUE" | gcloud secrets create NAME --data-file=-
   USE_SET_SECRETS=1 let Cloud Functions inject them instead (--set-secrets NAME=NAME:latest)
-  SERVICE_ACCOUNT   runtime service account (chat-functions@PROJECT_ID.iam.gserviceaccount.com)
   MIN_INSTANCES (0)  MAX_INSTANCES (20)  CONCURRENCY (8)  MEMORY (1Gi)  CPU (1)  TIMEOUT (300s)
                     (gen2 needs CPU >= 1 when CONCURRENCY > 1)
   SCHEDULER_JOB (replay-billing)  SCHEDULER_REGION (REGION)  SCHEDULE ("*/5 * * * *")
@@ -128,6 +139,7 @@ CORS_ORIGINS=${CORS_ORIGINS:-}
 LAGO_API_CHARGE_BY=${LAGO_API_CHARGE_BY:-user_id}
 LAGO_FLUSH_TIMEOUT_S=${LAGO_FLUSH_TIMEOUT_S:-3}
 SECRETS=${SECRETS:-$LAGO_SECRETS ${DEPLOY_PROVIDER_SECRETS:-}}
+CHAT_REQUIRE_BILLING=${CHAT_REQUIRE_BILLING:-true}
 USE_SET_SECRETS=${USE_SET_SECRETS:-0}
 MIN_INSTANCES=${MIN_INSTANCES:-0}
 MAX_INSTANCES=${MAX_INSTANCES:-20}
@@ -171,6 +183,10 @@ if [[ "$CONCURRENCY" =~ ^[0-9]+$ && "$CPU" =~ ^[0-9]+(\.[0-9]+)?$ ]] && ((CONCUR
   problems+=("CONCURRENCY=$CONCURRENCY needs CPU >= 1 on Cloud Functions 2nd gen (got CPU=$CPU)")
 fi
 [[ "$USE_SET_SECRETS" =~ ^[01]$ ]] || problems+=("USE_SET_SECRETS must be 0 or 1 (got '$USE_SET_SECRETS')")
+[[ "$CHAT_REQUIRE_BILLING" =~ ^(true|false)$ ]] ||
+  problems+=("CHAT_REQUIRE_BILLING must be true or false (got '$CHAT_REQUIRE_BILLING')")
+[[ -z "${SERVICE_ACCOUNT:-}" ]] ||
+  problems+=("SERVICE_ACCOUNT is no longer used: each function gets its own account (see --help)")
 for secret in "${SECRET_NAMES[@]}"; do
   [[ "$secret" =~ ^[A-Za-z0-9_-]+$ ]] || problems+=("SECRETS: '$secret' is not a valid secret id")
 done
@@ -190,8 +206,20 @@ if ((!DRY_RUN)) && ! command -v "${GCLOUD_CMD[0]}" >/dev/null; then
   die_usage "'${GCLOUD_CMD[0]}' not found: install the Google Cloud SDK or set GCLOUD"
 fi
 
-SA_EMAIL=${SERVICE_ACCOUNT:-chat-functions@${PROJECT_ID}.iam.gserviceaccount.com}
-SA_MEMBER="serviceAccount:${SA_EMAIL}"
+# One runtime service account per function.
+sa_email() { printf '%s-fn@%s.iam.gserviceaccount.com' "${1//_/-}" "$PROJECT_ID"; }
+# The secrets a function reads: chat all of them, the others only Lago's.
+function_secrets() {
+  local secret
+  for secret in "${SECRET_NAMES[@]}"; do
+    if [[ "$1" == chat || "$secret" == LAGO_* ]]; then printf '%s\n' "$secret"; fi
+  done
+}
+uses_firestore() { [[ " ${FIRESTORE_FUNCTIONS[*]} " == *" $1 "* ]]; }
+# replay_billing's URL (Cloud Functions' own URL of a function) is known before it is deployed:
+# it is both the scheduler's target and the OIDC audience the code checks.
+REPLAY_URL="https://${REGION}-${PROJECT_ID}.cloudfunctions.net/replay_billing"
+REPLAY_SA=$(sa_email replay_billing)
 
 # ---- running gcloud ------------------------------------------------------------------------------
 
@@ -228,7 +256,7 @@ probe() {
   "${cmd[@]}"
 }
 
-# An IAM grant to the runtime service account, retried while a new account propagates.
+# An IAM grant to a new service account, retried while the account propagates.
 grant() {
   local try
   for ((try = 1; ; try++)); do
@@ -246,28 +274,40 @@ trap 'rm -rf "$WORK_DIR"' EXIT
 SOURCE_DIR="$WORK_DIR/source"
 python3 "$ROOT/scripts/stage.py" "$SOURCE_DIR"
 
-# Env vars as a YAML file: values stay whole whatever they hold (commas in CHAT_MODELS...).
-ENV_VARS_FILE="$WORK_DIR/env.yaml"
+# Env vars as YAML files, one per function: values stay whole whatever they hold (commas in
+# CHAT_MODELS...), and each function's SECRETS lists only its own.
 yaml_line() {
   local value=${2//\'/\'\'}
   printf "%s: '%s'\n" "$1" "$value"
 }
-{
+write_env_file() {
+  local fn=$1 name secrets
+  secrets=$(function_secrets "$fn" | paste -sd' ' -)
   yaml_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
   yaml_line CHAT_MODELS "$CHAT_MODELS"
   yaml_line CORS_ORIGINS "$CORS_ORIGINS"
   yaml_line LITELLM_LOCAL_MODEL_COST_MAP True
   yaml_line LAGO_API_CHARGE_BY "$LAGO_API_CHARGE_BY"
   yaml_line LAGO_FLUSH_TIMEOUT_S "$LAGO_FLUSH_TIMEOUT_S"
-  if [[ "$USE_SET_SECRETS" == 0 ]]; then yaml_line SECRETS "${SECRET_NAMES[*]}"; fi
+  yaml_line CHAT_REQUIRE_BILLING "$CHAT_REQUIRE_BILLING"
+  if [[ "$USE_SET_SECRETS" == 0 ]]; then yaml_line SECRETS "$secrets"; fi
   for name in "${OPTIONAL_FUNCTION_ENV[@]}"; do
     if [[ -n "${!name:-}" ]]; then yaml_line "$name" "${!name}"; fi
   done
-} >"$ENV_VARS_FILE"
+  if [[ "$fn" == replay_billing ]]; then
+    yaml_line REPLAY_AUDIENCE "$REPLAY_URL"
+    yaml_line REPLAY_INVOKER_EMAIL "$REPLAY_SA"
+  fi
+}
+for fn in "${PUBLIC_FUNCTIONS[@]}" "${PRIVATE_FUNCTIONS[@]}"; do
+  write_env_file "$fn" >"$WORK_DIR/env-$fn.yaml"
+done
 if ((DRY_RUN)); then
   echo "# --source: $SOURCE_DIR (main.py, shared/, requirements.txt, functions.yaml; removed on exit)"
-  echo "# --env-vars-file holds:"
-  sed 's/^/#   /' "$ENV_VARS_FILE"
+  for fn in "${PUBLIC_FUNCTIONS[@]}" "${PRIVATE_FUNCTIONS[@]}"; do
+    echo "# --env-vars-file of $fn holds:"
+    sed 's/^/#   /' "$WORK_DIR/env-$fn.yaml"
+  done
 fi
 
 # ---- 1. every secret exists (read-only, before anything changes) ---------------------------------
@@ -292,31 +332,36 @@ elif ((!DRY_RUN)); then
   exit 1
 fi
 
-# ---- 2. the runtime service account and its grants ----------------------------------------------
+# ---- 2. one service account per function, each granted only what its function uses ---------------
 
-if ! probe iam service-accounts describe "$SA_EMAIL" --format='value(email)' >/dev/null 2>&1; then
-  if [[ "$SA_EMAIL" != *"@${PROJECT_ID}.iam.gserviceaccount.com" ]]; then
-    echo "deploy.sh: service account $SA_EMAIL not found, and it is not one this script can create" >&2
-    exit 1
+for fn in "${PUBLIC_FUNCTIONS[@]}" "${PRIVATE_FUNCTIONS[@]}"; do
+  email=$(sa_email "$fn")
+  if ! probe iam service-accounts describe "$email" --format='value(email)' >/dev/null 2>&1; then
+    gc iam service-accounts create "${email%%@*}" --format=none \
+      --display-name="Runtime of the $fn function" \
+      --description="Runs $fn only; holds only the grants $fn needs (deploy.sh)"
   fi
-  gc iam service-accounts create "${SA_EMAIL%%@*}" --format=none \
-    --display-name="Chat functions runtime" \
-    --description="Runs chat, usage and replay_billing; reads their secrets and the Firestore outbox"
-fi
-for secret in "${SECRET_NAMES[@]}"; do
-  grant secrets add-iam-policy-binding "$secret" \
-    --member="$SA_MEMBER" --role=roles/secretmanager.secretAccessor --condition=None
+  while read -r secret; do
+    grant secrets add-iam-policy-binding "$secret" \
+      --member="serviceAccount:$email" --role=roles/secretmanager.secretAccessor --condition=None
+  done < <(function_secrets "$fn")
+  if uses_firestore "$fn"; then
+    grant projects add-iam-policy-binding "$PROJECT_ID" \
+      --member="serviceAccount:$email" --role=roles/datastore.user --condition=None
+  fi
 done
-grant projects add-iam-policy-binding "$PROJECT_ID" \
-  --member="$SA_MEMBER" --role=roles/datastore.user --condition=None
-# App Check replay protection calls verifyAppCheckToken; the new-account budget reads users.
+# App Check replay protection (chat only: it consumes the tokens of CHAT_APP_CHECK_CONSUME_MODELS)
+# calls verifyAppCheckToken; the new-account budget reads users' creation times in chat (the
+# reservation) and usage (the budget it shows). Plain App Check verification needs no role.
 if [[ -n "${CHAT_APP_CHECK_CONSUME_MODELS:-}" ]]; then
   grant projects add-iam-policy-binding "$PROJECT_ID" \
-    --member="$SA_MEMBER" --role=roles/firebaseappcheck.tokenVerifier --condition=None
+    --member="serviceAccount:$(sa_email chat)" --role=roles/firebaseappcheck.tokenVerifier --condition=None
 fi
 if [[ -n "${CHAT_NEW_ACCOUNT_BUDGET_CENTS:-}" ]]; then
-  grant projects add-iam-policy-binding "$PROJECT_ID" \
-    --member="$SA_MEMBER" --role=roles/firebaseauth.viewer --condition=None
+  for fn in chat usage; do
+    grant projects add-iam-policy-binding "$PROJECT_ID" \
+      --member="serviceAccount:$(sa_email "$fn")" --role=roles/firebaseauth.viewer --condition=None
+  done
 fi
 
 # ---- 3. the functions ----------------------------------------------------------------------------
@@ -325,14 +370,14 @@ deploy_function() {
   local name=$1 access=$2
   local flags=(
     functions deploy "$name" --gen2 --runtime=python311 "--region=$REGION" "--entry-point=$name"
-    --trigger-http "--source=$SOURCE_DIR" "--service-account=$SA_EMAIL"
-    "--env-vars-file=$ENV_VARS_FILE"
+    --trigger-http "--source=$SOURCE_DIR" "--service-account=$(sa_email "$name")"
+    "--env-vars-file=$WORK_DIR/env-$name.yaml"
     "--min-instances=$MIN_INSTANCES" "--max-instances=$MAX_INSTANCES" "--concurrency=$CONCURRENCY"
     "--memory=$MEMORY" "--cpu=$CPU" "--timeout=$TIMEOUT" "$access" --format='value(serviceConfig.uri)'
   )
   if [[ "$USE_SET_SECRETS" == 1 ]]; then
     local pairs=() secret
-    for secret in "${SECRET_NAMES[@]}"; do pairs+=("$secret=$secret:latest"); done
+    while read -r secret; do pairs+=("$secret=$secret:latest"); done < <(function_secrets "$name")
     flags+=("--set-secrets=$(IFS=,; echo "${pairs[*]}")")
   fi
   gc "${flags[@]}"
@@ -343,22 +388,19 @@ declare -A URLS=()
 for fn in "${PUBLIC_FUNCTIONS[@]}"; do URLS[$fn]=$(deploy_function "$fn" --allow-unauthenticated); done
 for fn in "${PRIVATE_FUNCTIONS[@]}"; do URLS[$fn]=$(deploy_function "$fn" --no-allow-unauthenticated); done
 
-# replay_billing: Cloud Scheduler's OIDC token is the runtime service account's.
-gc functions add-invoker-policy-binding replay_billing "--region=$REGION" "--member=$SA_MEMBER" --format=none
+# replay_billing: Cloud Scheduler's OIDC token is replay_billing's own account's, the only invoker.
+grant functions add-invoker-policy-binding replay_billing "--region=$REGION" "--member=serviceAccount:$REPLAY_SA"
 
 # ---- 4. the Cloud Scheduler job that drains the billing outbox -----------------------------------
 
-REPLAY_URL=${URLS[replay_billing]}
-if ((DRY_RUN)); then
-  REPLAY_URL="https://REPLAY_BILLING_URL"
-elif [[ "$REPLAY_URL" != https://* ]]; then
-  echo "deploy.sh: replay_billing was deployed but gcloud reported no URL for it (got '$REPLAY_URL')" >&2
+if ((!DRY_RUN)) && [[ "${URLS[replay_billing]}" != https://* ]]; then
+  echo "deploy.sh: replay_billing was deployed but gcloud reported no URL for it (got '${URLS[replay_billing]}')" >&2
   exit 1
 fi
 job_flags=(
   "$SCHEDULER_JOB" "--location=$SCHEDULER_REGION" "--schedule=$SCHEDULE" "--time-zone=$TIME_ZONE"
   "--uri=$REPLAY_URL" --http-method=POST "--attempt-deadline=$TIMEOUT"
-  "--oidc-service-account-email=$SA_EMAIL" "--oidc-token-audience=$REPLAY_URL"
+  "--oidc-service-account-email=$REPLAY_SA" "--oidc-token-audience=$REPLAY_URL"
   --description="Replays the billing outbox into Lago"
 )
 if probe scheduler jobs describe "$SCHEDULER_JOB" "--location=$SCHEDULER_REGION" --format='value(name)' >/dev/null 2>&1; then

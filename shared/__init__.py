@@ -7,9 +7,10 @@ start), ``logs`` (structured logging), ``errors`` (our error types and their HTT
 (its optional fields and which models take them), ``llm`` (LiteLLM calls),
 ``local_model`` (the embedded offline model), ``chat`` (``ChatService``: one request from its
 verified caller to its billed answer), ``billing_event`` / ``lago_events`` / ``billing`` /
-``outbox`` / ``replay`` (usage billing in Lago), ``lago_accounts`` / ``budget`` / ``ledger``
-(customers, usage, and the payer's and the project's spending limits on a Firestore ledger
-shared by every instance), ``rate_limits`` (per-payer requests, tokens and concurrency),
+``outbox`` / ``replay`` / ``invoker`` (usage billing in Lago; who may run the replay),
+``lago_accounts`` / ``budget`` / ``ledger`` / ``model_prices`` (customers, usage, and the
+payer's and the project's spending limits on a Firestore ledger shared by every instance, and
+the prices they rest on), ``rate_limits`` (per-payer requests, tokens and concurrency),
 ``shutdown`` (SIGTERM: streams ended and billed in time), ``instance`` (the per-instance
 singletons) and ``handlers`` (HTTP in, HTTP out, one routing table per function).
 """

@@ -15,7 +15,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import litellm
@@ -29,7 +29,9 @@ from .chat_request import ChatRequest, worst_case_tokens
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .llm import CallContext
+from .logs import log
 from .rate_limits import Permit, RateLimits, set_answer_headers
+from .secret_env import SecretRetry
 from .shutdown import SHUTDOWN
 
 # The error event that ends a stream the instance's shutdown cut short (its sent part is billed).
@@ -49,15 +51,24 @@ class ChatService:
         budget: BudgetGuard | None = None,
         budget_cap: Callable[[Caller], int | None] | None = None,
         limits: RateLimits | None = None,
-        unavailable_models: frozenset[str] = frozenset(),
+        unavailable_models: Mapping[str, tuple[str, ...]] | None = None,
+        deployed: bool = False,
+        billing_retry: SecretRetry | None = None,
     ) -> None:
         self.billing = billing
         self.accounts = accounts  # when Lago is configured
         self.budget = budget  # CHAT_BUDGET_CENTS / CHAT_NEW_ACCOUNT_BUDGET_CENTS (with Lago), CHAT_PROJECT_BUDGET_CENTS
         self.limits = limits  # any of CHAT_RATE_LIMIT_RPM / _TPM, CHAT_MAX_CONCURRENT
-        self.unavailable_models = unavailable_models  # configured, but their provider keys are missing
+        # Configured, but their provider keys are missing: model -> the missing variables.
+        self.unavailable_models = dict(unavailable_models or {})
+        # Reported by the first chat request, not at cold start: usage and replay_billing share
+        # the instance code but call no model (and get no provider keys), so they stay quiet.
+        self._unreported = bool(self.unavailable_models)
+        self._report_lock = threading.Lock()
+        self._deployed = deployed
         self._budget_cap = budget_cap  # a caller's lower limit (the sign-in policy's new accounts)
         self._require_billing = require_billing
+        self._billing_retry = billing_retry  # Lago's secrets, read again by requests until they are
         self._timeout_s = llm_timeout_s
 
     def complete(self, request: ChatRequest, caller: Caller) -> dict[str, Any]:
@@ -81,10 +92,21 @@ class ChatService:
         budget = self.budget.remaining(payer, self._cap(payer, caller)) if self.budget else None
         return usage_body(account, budget)
 
+    def _billing_unavailable(self) -> ApiError:
+        if self._billing_retry is None:
+            return ApiError(ErrorCode.UNAVAILABLE, "Chat is unavailable: billing is not working on this instance.")
+        return ApiError(
+            ErrorCode.UNAVAILABLE,
+            "Chat is unavailable: billing's settings could not be read yet; retry shortly.",
+            headers={"Retry-After": str(self._billing_retry.retry_after_s())},
+        )
+
     def _prepare(self, request: ChatRequest, caller: Caller) -> RequestBilling:
         """Refuse what cannot be served or billed, then provision the payer and hold its budget."""
+        if self._unreported:
+            self._report_unavailable_models()
         if self._require_billing and not self.billing.enabled:
-            raise ApiError(ErrorCode.UNAVAILABLE, "Chat is unavailable: billing is not working on this instance.")
+            raise self._billing_unavailable()
         if request.model in self.unavailable_models:
             message = f"The model '{request.model}' is not available: its provider credentials are missing."
             raise ApiError(ErrorCode.UNAVAILABLE, message)
@@ -107,6 +129,14 @@ class ChatService:
             raise
         billing.hold(Reservation(lambda _: permit.release()).then(reservation))
         return billing
+
+    def _report_unavailable_models(self) -> None:
+        with self._report_lock:
+            if not self._unreported:
+                return
+            self._unreported = False
+        for model, missing in self.unavailable_models.items():
+            log("ERROR" if self._deployed else "WARNING", "model_unavailable", model=model, missing=list(missing))
 
     def _admit(self, payer: str, uid: str, tokens: int) -> Permit:
         """Count the request against the payer's rate limits (and the member's, in team mode)."""

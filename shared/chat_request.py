@@ -55,10 +55,7 @@ def _invalid(message: str, param: str | None = None) -> ApiError:
 
 def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
     """Parse the body or raise the documented 4xx ``ApiError``."""
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(ErrorCode.INVALID_JSON, "The request body is not valid JSON.") from None
+    body = _json_body(raw)
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object.")
     model = _model(body.get("model"), settings)
@@ -112,6 +109,25 @@ def _limits(body: dict[str, Any], cap: int) -> dict[str, int]:
             raise _invalid(f"{key} must be an integer of at least 1.", key)
         limits[key] = min(value, cap)
     return limits or {"max_tokens": cap}
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise ApiError(ErrorCode.INVALID_JSON, "The request body is not valid JSON.") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, and int()'s digit limit
+        digits = "digits" in str(error) and not isinstance(error, json.JSONDecodeError)
+        message = "A number in the request body is too long (the limit is 4300 digits)." if digits else ""
+        raise ApiError(ErrorCode.INVALID_JSON, message or "The request body is not valid JSON.") from None
+    try:
+        # JSON's \ud800 escapes decode to lone surrogates, which no provider can be sent.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            ErrorCode.INVALID_JSON, "The request body holds invalid Unicode (an unpaired surrogate)."
+        ) from None
+    return body
 
 
 def _model(value: Any, settings: Settings) -> str:

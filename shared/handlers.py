@@ -15,11 +15,13 @@ from typing import Any
 import flask
 
 from .app_check import APP_CHECK_HEADER
+from .body_guard import skip_body
 from .chat_request import parse_chat_request
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
 from .logs import bind_request, log, unbind_request
 from .rate_limits import take_answer_headers
+from .settings import DEFAULT_MAX_BODY_BYTES
 from .shutdown import SHUTDOWN
 
 CHAT_PATH_SUFFIX = "/v1/chat/completions"
@@ -63,6 +65,7 @@ def serve(
         response = error_response(internal_error())
     finally:
         unbind_request(token)
+    skip_body(request.environ)  # answered without (all of) it: don't wait for the rest
     response.headers.update(take_answer_headers())  # the rate limits' x-ratelimit-*, once admitted
     _apply_cors(request, response, instance.cors_origins)
     if REQUEST_ID_HEADER not in response.headers:  # no call was made: an id for this response alone
@@ -99,9 +102,10 @@ def _usage_hint(routes: Routes) -> str:
 def chat_completions(request: flask.Request, instance: Instance) -> flask.Response:
     """``POST .../v1/chat/completions``: a JSON completion, or its server-sent events."""
     settings = instance.settings
-    raw = read_body(request, settings.max_body_bytes)
+    # The token first: an anonymous sender's body is never waited for.
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
     instance.sign_in.check(caller)
+    raw = read_body(request, settings.max_body_bytes)
     chat_request = parse_chat_request(raw, settings)
     instance.app_check.check(request.headers.get(APP_CHECK_HEADER), chat_request.model)
     if not chat_request.stream:
@@ -146,6 +150,11 @@ def usage(request: flask.Request, instance: Instance) -> flask.Response:
 # The ``chat`` function answers under any prefix; ``usage`` at any path.
 CHAT_ROUTES: Routes = {CHAT_PATH_SUFFIX: {"POST": chat_completions}, MODELS_PATH_SUFFIX: {"GET": list_models}}
 USAGE_ROUTES: Routes = {"": {"GET": usage}}
+
+
+def body_limit(instance: Instance | BrokenInstance) -> int:
+    """The most a request body may hold (``CHAT_MAX_BODY_BYTES``; its default when misconfigured)."""
+    return instance.settings.max_body_bytes if isinstance(instance, Instance) else DEFAULT_MAX_BODY_BYTES
 
 
 def read_body(request: flask.Request, limit: int) -> bytes:

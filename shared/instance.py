@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from .app_check import AppCheckGate
@@ -35,8 +35,9 @@ from .errors import ApiError, ErrorCode
 from .lago_accounts import LagoAccounts
 from .ledger import LedgerStore, LocalLedgerStore, SpendLeases
 from .logs import configure, log
+from .model_prices import register_prices, unpriced_models
 from .rate_limits import LocalRateStore, RateLimits, RateStore
-from .secret_env import unavailable_models
+from .secret_env import SecretRetry, unavailable_models
 from .settings import RefusedToStart, Settings, SettingsError, cors_origins_from_env
 from .sign_in_policy import SignInPolicy
 
@@ -49,6 +50,8 @@ class Instance:
     chat: ChatService
     app_check: AppCheckGate
     sign_in: SignInPolicy
+    # Billing is required but Lago's secrets could not be read at cold start: requests retry them.
+    billing_retry: SecretRetry | None = None
 
     @property
     def cors_origins(self) -> tuple[str, ...]:
@@ -69,7 +72,7 @@ _lock = threading.Lock()
 _instance: Instance | BrokenInstance | None = None
 
 
-def start_instance(env: Mapping[str, str] | None = None) -> Instance | BrokenInstance:
+def start_instance(env: MutableMapping[str, str] | None = None) -> Instance | BrokenInstance:
     """Build the instance once per process (later calls return the same one)."""
     global _instance
     with _lock:
@@ -80,12 +83,30 @@ def start_instance(env: Mapping[str, str] | None = None) -> Instance | BrokenIns
         return _instance
 
 
-def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
+def current_instance() -> Instance | BrokenInstance:
+    """The instance for this request. While billing waits for Lago's secrets, a due retry runs
+    here (one request at a time reads; the others go on at once) and, once they are read,
+    billing starts as it would have at cold start."""
+    global _instance
+    instance = _instance or start_instance()
+    if not isinstance(instance, Instance) or instance.billing_retry is None or not instance.billing_retry.attempt():
+        return instance
+    with _lock:
+        if _instance is not None and _instance is not instance:
+            return _instance  # rebuilt by another request meanwhile
+        rebuilt = _build(os.environ, verifier=instance.verifier)  # the verifier owns the firebase-admin app
+        _instance = rebuilt
+    log("INFO", "billing_recovered", billing=isinstance(rebuilt, Instance) and rebuilt.billing.enabled)
+    return rebuilt
+
+
+def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None) -> Instance | BrokenInstance:
     configure()
     try:
         settings = Settings.from_env(env)
-    except RefusedToStart:
-        raise
+    except RefusedToStart as error:
+        log("CRITICAL", "settings_invalid", detail=str(error))
+        raise  # a deployed instance must refuse to start open to anyone
     except SettingsError as error:
         log("ERROR", "settings_invalid", detail=str(error))
         return BrokenInstance(cors_origins_from_env(env))
@@ -98,7 +119,22 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
     preload()
 
     register_local_models(settings.chat_models, settings.local_model_delay_ms / 1000)
-    verifier = TokenVerifier(
+    register_prices(settings.model_prices)
+    unpriced = unpriced_models(settings.chat_models) if settings.prices_required else ()
+    if unpriced:
+        detail = (
+            f"no price for {', '.join(unpriced)}: with CHAT_BUDGET_CENTS or LAGO_BILLS_COST every model in "
+            "CHAT_MODELS needs one (LiteLLM's cost map or CHAT_MODEL_PRICES), else its calls are free"
+        )
+        log("ERROR", "settings_invalid", detail=detail, models=list(unpriced))
+        return BrokenInstance(settings.cors_origins)
+    if settings.deployed and not settings.require_billing:
+        log(
+            "WARNING",
+            "billing_not_required",
+            reason="CHAT_REQUIRE_BILLING=false: chat is served unbilled if Lago is off",
+        )
+    verifier = verifier or TokenVerifier(
         settings.project_id,
         check_revoked=settings.check_revoked,
         allow_anonymous=settings.allow_anonymous,
@@ -119,9 +155,13 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
             plan_code=lago.plan_code,
             cache_s=settings.usage_cache_s,
             read_timeout_s=lago.read_timeout_s,
+            team_payers=lago.charge_by == "team_id",
         )
     elif settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None:
         log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS and CHAT_NEW_ACCOUNT_BUDGET_CENTS need Lago")
+    retry = None
+    if settings.require_billing and not billing.enabled:
+        retry = SecretRetry.for_missing(settings.lago.missing, env)
     # Not deployed and no Firestore emulator (scripts/run): limits are kept in this process only.
     local_only = not settings.deployed and not env.get("FIRESTORE_EMULATOR_HOST")
     limited = (settings.budget_cents, settings.project_budget_cents, settings.rate_limit_rpm) != (None, None, None)
@@ -152,7 +192,9 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
         budget=budget,
         budget_cap=sign_in.budget_cap_cents,
         limits=limits,
-        unavailable_models=unavailable_models(settings.chat_models, deployed=settings.deployed),
+        unavailable_models=unavailable_models(settings.chat_models),
+        deployed=settings.deployed,
+        billing_retry=retry,
     )
     log(
         "INFO",
@@ -163,4 +205,5 @@ def _build(env: Mapping[str, str]) -> Instance | BrokenInstance:
         app_check=settings.app_check.mode,
         rate_limits=limits is not None,
     )
-    return Instance(settings, verifier, billing, chat, AppCheckGate(settings.app_check, verifier.firebase_app), sign_in)
+    app_check = AppCheckGate(settings.app_check, verifier.firebase_app)
+    return Instance(settings, verifier, billing, chat, app_check, sign_in, retry)

@@ -2,9 +2,12 @@
 
 - ``provision``: the first time a payer is seen on an instance, make sure Lago has
   its customer and its subscription (plan ``LAGO_PLAN_CODE``), creating them when missing.
-  Lago's own uniqueness makes this safe across instances: creating a customer is an upsert,
-  and a second subscription with the same ``external_id`` is refused with 422, which counts
-  as success. Results are cached per instance; concurrent first calls share one attempt.
+  The customer is looked up first and created only on Lago's 404: Lago's create is an upsert,
+  and an existing customer (named by an operator, or by its owner) is never overwritten. In
+  team mode the customer gets no email or name: a member's are not the team's. A second
+  subscription with the same ``external_id`` is refused with 422, which counts as success.
+  Results are cached per instance; concurrent first calls share one attempt. Two instances
+  racing on a new payer may both create it: the same fields, so the upsert changes nothing.
 - ``account``: the payer's current-period usage and its per-customer budget (customer
   metadata ``chat_budget_cents``), cached briefly.
 
@@ -68,12 +71,20 @@ class LagoAccounts:
     """Per instance: provisioning and usage reads, each cached per payer."""
 
     def __init__(
-        self, api_base: str, api_key: str, *, plan_code: str, cache_s: float, read_timeout_s: float = 1.5
+        self,
+        api_base: str,
+        api_key: str,
+        *,
+        plan_code: str,
+        cache_s: float,
+        read_timeout_s: float = 1.5,
+        team_payers: bool = False,
     ) -> None:
         self._client = Client(
             api_key=api_key, api_url=api_base.rstrip("/") + "/", max_retries=0, retry_on_rate_limit=False
         )
         self._plan_code = plan_code
+        self._team_payers = team_payers
         self._cache_s = cache_s
         self._read_timeout_s = read_timeout_s
         self._read_timeout = httpx.Timeout(read_timeout_s)
@@ -111,8 +122,17 @@ class LagoAccounts:
             log("INFO", "lago_provisioned", payer_hash=uid_hash(payer), plan_code=self._plan_code)
 
     def _create_customer(self, payer: str, caller: Caller) -> None:
-        # Lago's customer create is an upsert: a second instance doing the same is harmless.
-        customer = Customer(external_id=payer, email=caller.email, name=caller.name or caller.email)
+        # Lago's create is an upsert: only a customer Lago does not have is created.
+        try:
+            self._client.customers.find(payer, timeout=_TIMEOUT)
+            return
+        except LagoApiError as error:
+            if error.status_code != 404:
+                raise
+        if self._team_payers:
+            customer = Customer(external_id=payer)
+        else:
+            customer = Customer(external_id=payer, email=caller.email, name=caller.name or caller.email)
         self._client.customers.create(customer, timeout=_TIMEOUT)
 
     def _create_subscription(self, payer: str) -> None:

@@ -29,6 +29,7 @@ import flask
 from .errors import ApiError, ErrorCode
 from .handlers import Routes, json_response
 from .instance import Instance
+from .invoker import verify_invoker
 from .lago_events import BATCH_LIMIT, Delivery, LagoEventsClient, Outcome
 from .logs import log
 from .outbox import Claimed, Outbox, chunks
@@ -223,7 +224,9 @@ def _hand_over(pages: queue.Queue[list[Claimed] | BaseException | None], claimed
 
 
 def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
-    """Drain the outbox; answers with the run's counts. Access is IAM's job (the function is private)."""
+    """Drain the outbox; answers with the run's counts. IAM keeps the function private; the
+    caller's OIDC token is checked here too."""
+    verify_invoker(request.headers.get("Authorization"), instance.settings)
     billing = instance.billing
     if not billing.enabled or billing.client is None:
         raise ApiError(ErrorCode.UNAVAILABLE, "Billing is not configured on this instance.")

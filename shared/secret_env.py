@@ -22,8 +22,10 @@ No value is ever logged, and no exception message is (they may quote data).
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -79,18 +81,42 @@ def load_secrets(env: MutableMapping[str, str] | None = None) -> SecretReport:
 
 
 def _load(env: MutableMapping[str, str]) -> SecretReport:
+    source = _source(env)
+    if source is None:
+        return SecretReport(skipped=True)
+    wanted = wanted_secrets(env)
+    already_set = tuple(ref.variable for ref in wanted if env.get(ref.variable))
+    todo = [ref for ref in wanted if not env.get(ref.variable)]
+    report, elapsed_ms = _read_into(env, todo, source, _timeout_s(env))
+    log(
+        "INFO",
+        "secrets_loaded",
+        loaded=list(report.loaded),
+        already_set=list(already_set),
+        failed=list(report.failures),
+        elapsed_ms=elapsed_ms,
+    )
+    return SecretReport(report.loaded, already_set, report.failures)
+
+
+def _source(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(project, emulator host)`` to read from, or None (logged) when there is nowhere to read."""
     project = _first(env, "SECRETS_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
     emulator = env.get("SECRET_MANAGER_EMULATOR_HOST", "").strip()
     deployed = is_deployed(env)
     if not project or not (emulator or deployed):
         reason = "no project" if emulator or deployed else "not deployed and no SECRET_MANAGER_EMULATOR_HOST"
         log("WARNING" if deployed or emulator else "INFO", "secrets_skipped", reason=reason)
-        return SecretReport(skipped=True)
-    wanted = wanted_secrets(env)
-    already_set = tuple(ref.variable for ref in wanted if env.get(ref.variable))
-    todo = [ref for ref in wanted if not env.get(ref.variable)]
+        return None
+    return project, emulator
+
+
+def _read_into(
+    env: MutableMapping[str, str], todo: list[SecretRef], source: tuple[str, str], timeout_s: float
+) -> tuple[SecretReport, int]:
+    """Read ``todo`` within ``timeout_s`` and set what was read; ``(report, elapsed ms)``."""
     started = time.monotonic()  # after the list: making the default one may import LiteLLM
-    results = _fetch_all(todo, project, emulator, started + _timeout_s(env)) if todo else {}
+    results = _fetch_all(todo, *source, started + timeout_s) if todo else {}
     loaded, failures = [], {}
     for ref in todo:
         outcome = results[ref.variable]
@@ -101,15 +127,72 @@ def _load(env: MutableMapping[str, str]) -> SecretReport:
             failures[ref.variable] = outcome[0]
             _log_failure(ref, *outcome)
     elapsed_ms = round((time.monotonic() - started) * 1000)
-    log(
-        "INFO",
-        "secrets_loaded",
-        loaded=loaded,
-        already_set=list(already_set),
-        failed=list(failures),
-        elapsed_ms=elapsed_ms,
-    )
-    return SecretReport(tuple(loaded), already_set, failures)
+    return SecretReport(tuple(loaded), (), failures), elapsed_ms
+
+
+class SecretRetry:
+    """Reads again, from requests, secrets that could not be read at cold start.
+
+    At most one reader at a time, and never a waiter: a request that finds a read under way, or
+    the backoff not yet over, gets ``False`` at once (the caller answers 503 with ``Retry-After``).
+    Each read is bounded by ``RETRY_TIMEOUT_S``; the pause between reads doubles up to
+    ``RETRY_MAX_DELAY_S``.
+    """
+
+    RETRY_TIMEOUT_S = 5.0
+    RETRY_FIRST_DELAY_S = 1.0
+    RETRY_MAX_DELAY_S = 60.0
+
+    def __init__(self, refs: tuple[SecretRef, ...], source: tuple[str, str], env: MutableMapping[str, str]) -> None:
+        self.refs = refs
+        self._source = source
+        self._env = env
+        self._reader = threading.Lock()
+        self._done = False
+        self._delay = self.RETRY_FIRST_DELAY_S
+        self._next_at = time.monotonic() + self._delay
+        self._timeout_s = min(_timeout_s(env), self.RETRY_TIMEOUT_S)
+
+    @classmethod
+    def for_missing(cls, variables: tuple[str, ...], env: MutableMapping[str, str]) -> SecretRetry | None:
+        """A retry of the secrets behind ``variables``, or None when none comes from Secret Manager."""
+        source = _source(env)
+        refs = tuple(ref for ref in wanted_secrets(env) if ref.variable in variables and not env.get(ref.variable))
+        return cls(refs, source, env) if source and refs else None
+
+    def retry_after_s(self) -> int:
+        """Whole seconds until the next read may start (at least 1)."""
+        return max(1, math.ceil(self._next_at - time.monotonic()))
+
+    def attempt(self) -> bool:
+        """Read the secrets if due and no one else is: True once every one of them is set."""
+        if not self._reader.acquire(blocking=False):
+            return False
+        try:
+            if self._done or time.monotonic() < self._next_at:
+                return False  # True is answered once: one request rebuilds the instance
+            todo = [ref for ref in self.refs if not self._env.get(ref.variable)]
+            report, elapsed_ms = _read_into(self._env, todo, self._source, self._timeout_s)
+            done = not report.failures
+            log(
+                "INFO" if done else "WARNING",
+                "secrets_retried",
+                loaded=list(report.loaded),
+                failed=list(report.failures),
+                elapsed_ms=elapsed_ms,
+                next_in_s=None if done else self._delay,
+            )
+            self._done = done
+            if not done:
+                self._next_at = time.monotonic() + self._delay
+                self._delay = min(self._delay * 2, self.RETRY_MAX_DELAY_S)
+            return done
+        except Exception as error:  # noqa: BLE001 - a failed retry must not fail the request; retried later
+            log("ERROR", "secrets_error", error_class=type(error).__name__)
+            self._next_at = time.monotonic() + self._delay
+            return False
+        finally:
+            self._reader.release()
 
 
 def wanted_secrets(env: Mapping[str, str]) -> tuple[SecretRef, ...]:
@@ -145,15 +228,10 @@ def missing_provider_keys(model: str) -> tuple[str, ...]:
         return ()
 
 
-def unavailable_models(models: tuple[str, ...], *, deployed: bool) -> frozenset[str]:
-    """The models that cannot be served because their provider keys are missing (logged)."""
-    unavailable = set()
-    for model in models:
-        missing = missing_provider_keys(model)
-        if missing:
-            unavailable.add(model)
-            log("ERROR" if deployed else "WARNING", "model_unavailable", model=model, missing=list(missing))
-    return frozenset(unavailable)
+def unavailable_models(models: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The models that cannot be served because their provider keys are missing, with those keys.
+    Not logged here: only the function that calls models reports them (``ChatService``)."""
+    return {model: missing for model in models if (missing := missing_provider_keys(model))}
 
 
 def _fetch_all(refs: list[SecretRef], project: str, emulator: str, deadline: float) -> dict[str, Any]:

@@ -5,6 +5,8 @@
 - ``auth_emulator`` (firebase-tools) and ``firestore_emulator`` (gcloud): real emulators.
 - ``chat_server``: ``functions-framework`` serving ``functions/main.py`` wired to all of them.
   ``function_server(**env)`` starts another one with different settings (slower: a cold start).
+- ``price_servers``: a 1 cent budget and a model LiteLLM's cost map lacks (``UNPRICED_MODEL``),
+  refused at cold start (``.unpriced``) and priced by ``CHAT_MODEL_PRICES`` (``.priced``).
 - ``app_check_keys``: App Check's JWKS and replay API with keys of our own; ``guarded_server``
   (App Check enforced, production token path) and ``monitor_server`` (App Check monitored,
   Auth emulator) both apply the sign-in policy of ``SIGN_IN_POLICY_ENV``.
@@ -13,11 +15,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 from google.cloud import firestore
@@ -33,6 +37,8 @@ from tests.support.processes import ROOT, AuthEmulator, FirestoreEmulator, Funct
 __all__ = ["DEFAULT_MODEL"]  # re-exported: modules import it from here
 
 PROJECT_ID = "demo-chat-tests"
+UNPRICED_MODEL = "openai/not-in-cost-map"  # in every server's CHAT_MODELS, not in LiteLLM's cost map
+MODEL_PRICE = {"input_cost_per_token": 1e-4, "output_cost_per_token": 2e-4}  # "hello" costs ~0.2 cents
 OPENAI_KEY = "sk-test-provider-secret-do-not-log"
 EVENT_CODE = "llm_tokens"
 _counter = itertools.count()
@@ -114,7 +120,7 @@ def base_env(
         "GOOGLE_CLOUD_PROJECT": PROJECT_ID,
         "FIREBASE_AUTH_EMULATOR_HOST": auth_emulator.host,
         "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
-        "CHAT_MODELS": f"{DEFAULT_MODEL},local/demo,openai/not-in-cost-map",
+        "CHAT_MODELS": f"{DEFAULT_MODEL},local/demo,{UNPRICED_MODEL}",
         "OPENAI_API_BASE": fake_llm.base_url,
         "OPENAI_API_KEY": OPENAI_KEY,
         "LAGO_API_BASE": fake_lago.url,
@@ -153,6 +159,26 @@ def function_server(base_env: dict[str, str]) -> Iterator[Callable[..., Function
 @pytest.fixture(scope="session")
 def chat_server(function_server: Callable[..., FunctionServer]) -> FunctionServer:
     return function_server()
+
+
+@dataclass(frozen=True)
+class PriceServers:
+    unpriced: FunctionServer  # CHAT_BUDGET_CENTS=1 and UNPRICED_MODEL without a price: refuses
+    priced: FunctionServer  # the same, with CHAT_MODEL_PRICES pricing UNPRICED_MODEL
+
+
+@pytest.fixture(scope="session")
+def price_servers(function_server: Callable[..., FunctionServer]) -> PriceServers:
+    """Shared by the price tests and the fault suite's ``unpriced_model`` cell: two cold starts."""
+    servers = PriceServers(
+        unpriced=function_server(wait=False, CHAT_BUDGET_CENTS="1"),
+        priced=function_server(
+            wait=False, CHAT_BUDGET_CENTS="1", CHAT_MODEL_PRICES=json.dumps({UNPRICED_MODEL: MODEL_PRICE})
+        ),
+    )
+    servers.unpriced.wait_ready()
+    servers.priced.wait_ready()
+    return servers
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import PROJECT_ID, User
 from tests.standins.google_certs import FakeGoogleCerts, unsigned_token
 from tests.support.api import CHAT
-from tests.support.processes import FunctionServer
+from tests.support.processes import ROOT, VENV_BIN, FunctionServer, source_env
 
 BODY = {"messages": [{"role": "user", "content": "hello"}]}
 
@@ -143,10 +143,8 @@ def test_anonymous_switch_serves_without_a_token_locally(function_server, fake_l
     assert fake_lago.events("anonymous")[-1]["transaction_id"] == response.json()["id"]
 
 
-def test_anonymous_switch_refuses_to_start_on_a_deployed_instance(base_env: dict[str, str]) -> None:
-    from tests.support.processes import ROOT, VENV_BIN, source_env
-
-    env = {**base_env, "ALLOW_ANONYMOUS": "true", "K_SERVICE": "chat"}
+def exits_at_start(env: dict[str, str]) -> str:
+    """Start functions-framework with ``env``; it must exit. Its output."""
     result = subprocess.run(
         [str(VENV_BIN / "functions-framework"), "--source", "functions/main.py", "--target", "chat", "--port", "0"],
         cwd=ROOT,
@@ -156,4 +154,50 @@ def test_anonymous_switch_refuses_to_start_on_a_deployed_instance(base_env: dict
         timeout=60,
     )
     assert result.returncode != 0
-    assert "ALLOW_ANONYMOUS" in result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_anonymous_switch_refuses_to_start_on_a_deployed_instance(base_env: dict[str, str]) -> None:
+    assert "ALLOW_ANONYMOUS" in exits_at_start({**base_env, "ALLOW_ANONYMOUS": "true", "K_SERVICE": "chat"})
+
+
+def test_deployed_instance_refuses_to_start_with_an_emulator_host(base_env: dict[str, str]) -> None:
+    # With FIREBASE_AUTH_EMULATOR_HOST, firebase-admin accepts unsigned tokens for any uid.
+    output = exits_at_start({**base_env, "K_SERVICE": "chat", "SECRETS": ""})
+    assert "FIREBASE_AUTH_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST must not be set on a deployed instance" in output
+
+
+def test_functions_emulator_flag_alone_does_not_make_an_instance_local(base_env: dict[str, str]) -> None:
+    env = {**base_env, "K_SERVICE": "chat", "FUNCTIONS_EMULATOR": "true", "SECRETS": ""}
+    env["FIREBASE_AUTH_EMULATOR_HOST"] = "auth.example.com:9099"  # not this machine: not the emulator
+    assert "must not be set on a deployed instance" in exits_at_start(env)
+
+
+@pytest.fixture(scope="module")
+def deployed_server(function_server, google_certs: FakeGoogleCerts, tmp_path_factory) -> FunctionServer:
+    """K_SERVICE set, no emulator, production tokens; Lago's key missing and nothing to read it from."""
+    key_file = tmp_path_factory.mktemp("adc") / "service-account.json"
+    key_file.write_text(json.dumps(google_certs.service_account_key(PROJECT_ID)))
+    return function_server(
+        K_SERVICE="chat",
+        CHAT_APP_CHECK="off",  # enforced by default when deployed; billing is what is under test
+        GOOGLE_APPLICATION_CREDENTIALS=str(key_file),  # a deployed instance's default credentials
+        SECRETS="",
+        LAGO_API_KEY=None,
+        FIREBASE_AUTH_EMULATOR_HOST=None,
+        FIRESTORE_EMULATOR_HOST=None,
+        GCE_METADATA_HOST="127.0.0.1:9",  # google-auth's probes stay on this machine
+        GCE_METADATA_IP="127.0.0.1:9",
+        TEST_ID_TOKEN_CERT_URI=google_certs.url,
+        PYTHONPATH=str(ROOT / "tests" / "support" / "cert_override"),
+    )
+
+
+def test_deployed_instance_without_billing_refuses_chat_by_default(
+    deployed_server: FunctionServer, google_certs: FakeGoogleCerts
+) -> None:
+    response = call(deployed_server, google_certs.mint(PROJECT_ID, "deployed-user"))
+    assert response.status_code == 503, "before: served 200, unbilled, for the instance's whole life"
+    assert response.json()["error"]["message"] == "Chat is unavailable: billing is not working on this instance."
+    messages = [line["message"] for line in deployed_server.log_lines()]
+    assert "lago_logging_disabled" in messages and "billing_not_required" not in messages

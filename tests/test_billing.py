@@ -328,10 +328,18 @@ def test_callback_registered_once_with_concurrent_first_requests(function_server
         assert [e["transaction_id"] for e in fake_lago.events(u.uid)] == [r.json()["id"]]
 
 
-def test_missing_lago_config_disables_billing_loudly_on_a_deployed_instance(function_server) -> None:
-    server = function_server(LAGO_API_KEY=None, K_SERVICE="chat")
-    disabled = [line for line in server.log_lines() if line["message"] == "lago_logging_disabled"]
-    assert disabled == [{"severity": "WARNING", "message": "lago_logging_disabled", "missing": ["LAGO_API_KEY"]}]
+def test_deployed_instance_opted_out_of_required_billing_says_so_loudly(function_server) -> None:
+    server = function_server(
+        LAGO_API_KEY=None,
+        K_SERVICE="chat",
+        CHAT_REQUIRE_BILLING="false",
+        SECRETS="",  # nothing to read from Secret Manager
+        FIREBASE_AUTH_EMULATOR_HOST=None,  # refused on a deployed instance
+        FIRESTORE_EMULATOR_HOST=None,
+    )
+    warnings = [line for line in server.log_lines() if line["severity"] == "WARNING"]
+    assert {"severity": "WARNING", "message": "lago_logging_disabled", "missing": ["LAGO_API_KEY"]} in warnings
+    assert [line["message"] for line in warnings].count("billing_not_required") == 1
 
 
 def test_team_billing_charges_the_team_claim_of_the_token(function_server, fake_lago, auth_emulator, new_user) -> None:

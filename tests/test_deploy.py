@@ -15,6 +15,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,10 +30,14 @@ DEPLOY = ROOT / "deploy.sh"
 GCLOUD = shutil.which("gcloud")
 PROJECT = "demo-deploy"
 REGION = "europe-west1"
-SA = f"chat-functions@{PROJECT}.iam.gserviceaccount.com"
-SA_MEMBER = f"serviceAccount:{SA}"
 SECRETS = ("LAGO_API_BASE", "LAGO_API_KEY", "LAGO_API_EVENT_CODE", "OPENAI_API_KEY")
+LAGO_SECRETS = SECRETS[:3]
 FUNCTIONS = ("chat", "usage", "replay_billing")
+# One runtime account per function, with only what that function uses.
+SA = {name: f"{name.replace('_', '-')}-fn@{PROJECT}.iam.gserviceaccount.com" for name in FUNCTIONS}
+MEMBER = {name: f"serviceAccount:{email}" for name, email in SA.items()}
+FUNCTION_SECRETS = {"chat": SECRETS, "usage": LAGO_SECRETS, "replay_billing": LAGO_SECRETS}
+REPLAY_URL = f"https://{REGION}-{PROJECT}.cloudfunctions.net/replay_billing"
 MODELS = "openai/gpt-4o-mini,anthropic/claude-3-5-haiku-latest"
 SETTINGS = {
     "PROJECT_ID": PROJECT,
@@ -131,7 +136,7 @@ def test_deploy_creates_each_function_with_its_entry_point_on_python311(deployme
 
 
 def test_deploy_passes_settings_as_env_vars_with_commas_intact(deployment: Deployment) -> None:
-    expected = {
+    common = {
         "GOOGLE_CLOUD_PROJECT": PROJECT,
         "CHAT_MODELS": MODELS,
         "CORS_ORIGINS": "https://app.example,https://admin.example",
@@ -141,16 +146,19 @@ def test_deploy_passes_settings_as_env_vars_with_commas_intact(deployment: Deplo
         "LAGO_PLAN_CODE": "starter",
         "CHAT_MAX_TOKENS": "2048",
         "CHAT_BUDGET_CENTS": "500",
-        "SECRETS": " ".join(SECRETS),
+        "CHAT_REQUIRE_BILLING": "true",  # passed whether set or not: the code's default is not relied on
     }
+    replay_only = {"REPLAY_AUDIENCE": REPLAY_URL, "REPLAY_INVOKER_EMAIL": SA["replay_billing"]}
     for name in FUNCTIONS:
+        expected = common | {"SECRETS": " ".join(FUNCTION_SECRETS[name])}
+        expected |= replay_only if name == "replay_billing" else {}
         assert deployment.after_first[name]["serviceConfig"]["environmentVariables"] == expected, name
 
 
-def test_deploy_sizes_and_runs_functions_as_the_runtime_service_account(deployment: Deployment) -> None:
+def test_deploy_sizes_and_runs_each_function_as_its_own_service_account(deployment: Deployment) -> None:
     for name in FUNCTIONS:
         service = deployment.after_first[name]["serviceConfig"]
-        assert service["serviceAccountEmail"] == SA
+        assert service["serviceAccountEmail"] == SA[name]
         assert service["maxInstanceRequestConcurrency"] == 16
         assert service["minInstanceCount"] == 1
         assert service["maxInstanceCount"] == 7
@@ -193,40 +201,49 @@ def test_deploy_sh_and_firebase_deploy_upload_the_same_files(deployment: Deploym
         assert uploaded == firebase, name
 
 
-def test_deploy_creates_the_runtime_service_account_once(deployment: Deployment) -> None:
+def test_deploy_creates_one_service_account_per_function_once(deployment: Deployment) -> None:
     creates = _only(deployment.first_requests, "POST", "iam", "serviceAccounts")
-    assert [r.body["accountId"] for r in creates] == ["chat-functions"]
-    assert SA in deployment.apis.service_accounts
+    assert [r.body["accountId"] for r in creates] == ["chat-fn", "usage-fn", "replay-billing-fn"]
+    assert set(SA.values()) <= set(deployment.apis.service_accounts)
     assert _only(deployment.second_requests, "POST", "iam", "serviceAccounts") == []
 
 
-def test_deploy_lets_everyone_invoke_chat_and_usage_but_only_the_runtime_account_replay(
+def test_deploy_lets_everyone_invoke_chat_and_usage_but_only_the_scheduler_account_replay(
     deployment: Deployment,
 ) -> None:
     members = deployment.apis.members
     services = f"projects/{PROJECT}/locations/{REGION}/services"
     assert members("run", f"{services}/chat", "roles/run.invoker") == {"allUsers"}
     assert members("run", f"{services}/usage", "roles/run.invoker") == {"allUsers"}
-    assert members("run", f"{services}/replay-billing", "roles/run.invoker") == {SA_MEMBER}
+    assert members("run", f"{services}/replay-billing", "roles/run.invoker") == {MEMBER["replay_billing"]}
 
 
-def test_deploy_grants_the_runtime_account_each_secret_and_firestore(deployment: Deployment) -> None:
+def test_deploy_grants_each_function_only_its_own_secrets(deployment: Deployment) -> None:
     for secret in SECRETS:
         resource = f"projects/{PROJECT}/secrets/{secret}"
-        assert deployment.apis.members("secretmanager", resource, "roles/secretmanager.secretAccessor") == {SA_MEMBER}
-    assert deployment.apis.members("cloudresourcemanager", f"projects/{PROJECT}", "roles/datastore.user") == {SA_MEMBER}
+        readers = {MEMBER[name] for name in FUNCTIONS if secret in FUNCTION_SECRETS[name]}
+        assert deployment.apis.members("secretmanager", resource, "roles/secretmanager.secretAccessor") == readers
+    openai = f"projects/{PROJECT}/secrets/OPENAI_API_KEY"
+    assert deployment.apis.members("secretmanager", openai, "roles/secretmanager.secretAccessor") == {MEMBER["chat"]}
+
+
+def test_deploy_grants_firestore_only_to_the_functions_that_use_the_outbox(deployment: Deployment) -> None:
+    users = deployment.apis.members("cloudresourcemanager", f"projects/{PROJECT}", "roles/datastore.user")
+    assert users == {MEMBER["chat"], MEMBER["replay_billing"]}, "usage reads no Firestore"
+    granted = [r for r in deployment.apis.requests if "setIamPolicy" in r.path]
+    assert not [r for r in granted if "roles/owner" in str(r.body) or "roles/editor" in str(r.body)]
 
 
 def test_deploy_schedules_replay_billing_with_an_oidc_token_for_its_url(deployment: Deployment) -> None:
     creates = _only(deployment.first_requests, "POST", "cloudscheduler", "/jobs")
     assert len(creates) == 1
     job = creates[0].body
-    url = deployment.after_first["replay_billing"]["serviceConfig"]["uri"]
     assert job["name"] == f"projects/{PROJECT}/locations/{REGION}/jobs/replay-billing"
     assert job["schedule"] == "*/5 * * * *"
-    assert job["httpTarget"]["uri"] == url
+    assert job["httpTarget"]["uri"] == REPLAY_URL  # the function's cloudfunctions.net URL
     assert job["httpTarget"]["httpMethod"] == "POST"
-    assert job["httpTarget"]["oidcToken"] == {"serviceAccountEmail": SA, "audience": url}
+    # The token the code checks: this audience, this account (REPLAY_AUDIENCE, REPLAY_INVOKER_EMAIL).
+    assert job["httpTarget"]["oidcToken"] == {"serviceAccountEmail": SA["replay_billing"], "audience": REPLAY_URL}
 
 
 def test_deploy_sends_every_call_to_the_configured_project_and_region(deployment: Deployment) -> None:
@@ -266,7 +283,9 @@ def test_redeploy_updates_the_scheduler_job_in_place(deployment: Deployment) -> 
 
 def test_redeploy_keeps_replay_billing_private(deployment: Deployment) -> None:
     services = f"projects/{PROJECT}/locations/{REGION}/services"
-    assert deployment.apis.members("run", f"{services}/replay-billing", "roles/run.invoker") == {SA_MEMBER}
+    assert deployment.apis.members("run", f"{services}/replay-billing", "roles/run.invoker") == {
+        MEMBER["replay_billing"]
+    }
     policy = deployment.apis.policies[f"run {services}/chat"]
     assert [b["role"] for b in policy["bindings"]] == ["roles/run.invoker"]  # no duplicate binding
 
@@ -339,8 +358,9 @@ def test_dry_run_prints_every_command_and_sends_no_request(tmp_path: Path) -> No
     verbs = [" ".join(c[1:4]) for c in commands]
     for name in FUNCTIONS:
         assert f"functions deploy {name}" in verbs
-    assert verbs.count("secrets add-iam-policy-binding LAGO_API_BASE") == 1
-    assert "iam service-accounts create" in verbs
+    assert verbs.count("secrets add-iam-policy-binding LAGO_API_BASE") == 3, "one grant per function"
+    assert verbs.count("secrets add-iam-policy-binding OPENAI_API_KEY") == 1, "chat's only"
+    assert verbs.count("iam service-accounts create") == 3
     assert "scheduler jobs create" in verbs
     deploys = {c[3]: c for c in commands if c[1:3] == ["functions", "deploy"]}
     assert "--allow-unauthenticated" in deploys["chat"] and "--allow-unauthenticated" in deploys["usage"]
@@ -371,6 +391,8 @@ def test_dry_run_with_use_set_secrets_injects_them_instead(tmp_path: Path, tripw
     (chat,) = [c for c in dry_run_commands(result.stdout) if c[1:4] == ["functions", "deploy", "chat"]]
     expected = ",".join(f"{s}={s}:latest" for s in SECRETS)
     assert f"--set-secrets={expected}" in chat
+    (usage,) = [c for c in dry_run_commands(result.stdout) if c[1:4] == ["functions", "deploy", "usage"]]
+    assert f"--set-secrets={','.join(f'{s}={s}:latest' for s in LAGO_SECRETS)}" in usage
     assert "SECRETS:" not in result.stdout
 
 
@@ -388,8 +410,21 @@ def test_dry_run_passes_app_check_and_sign_in_settings_and_grants_their_roles(
     assert result.returncode == 0, result.stderr
     for name, value in guards.items():
         assert f"{name}: '{value}'" in result.stdout
-    roles = [arg for c in dry_run_commands(result.stdout) for arg in c if arg.startswith("--role=")]
-    assert "--role=roles/firebaseappcheck.tokenVerifier" in roles and "--role=roles/firebaseauth.viewer" in roles
+    granted = {
+        (member, role)
+        for c in dry_run_commands(result.stdout)
+        for member in c
+        if member.startswith("--member=")
+        for role in c
+        if role.startswith("--role=roles/firebase")
+    }
+    # Only chat consumes App Check tokens; chat (the reservation) and usage (the budget shown)
+    # read new accounts' creation times.
+    assert granted == {
+        (f"--member={MEMBER['chat']}", "--role=roles/firebaseappcheck.tokenVerifier"),
+        (f"--member={MEMBER['chat']}", "--role=roles/firebaseauth.viewer"),
+        (f"--member={MEMBER['usage']}", "--role=roles/firebaseauth.viewer"),
+    }
     plain = run_deploy(base_env(tmp_path) | SETTINGS | {"GCLOUD": gcloud}, "--dry-run")
     assert "firebaseappcheck" not in plain.stdout and "firebaseauth" not in plain.stdout
 
@@ -409,3 +444,27 @@ def test_deploy_script_is_executable_and_passes_shellcheck() -> None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     result = subprocess.run([shellcheck, str(DEPLOY)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
+
+
+# ---- functions.yaml, as firebase-tools reads it ------------------------------------------------------
+
+DISCOVERY = """
+const fs = require("fs");
+const yaml = require("yaml");
+const discovery = require("firebase-tools/lib/deploy/functions/runtimes/discovery/v1alpha1");
+const spec = yaml.parse(fs.readFileSync(process.argv[1], "utf8"));
+const build = discovery.buildFromV1Alpha1(spec, "demo-project", "us-central1", "python311");
+const triggers = Object.entries(build.endpoints).map(([name, endpoint]) => [name, endpoint.httpsTrigger]);
+console.log(JSON.stringify(Object.fromEntries(triggers)));
+"""
+
+
+def test_firebase_deploy_keeps_replay_billing_private(tmp_path: Path) -> None:
+    # firebase-tools makes an HTTPS function with no invoker public; "private" grants no one.
+    staged = tmp_path / "functions"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "stage.py"), str(staged)], check=True, timeout=60)
+    spec = str(staged / "functions.yaml")
+    result = subprocess.run(
+        ["node", "-e", DISCOVERY, spec], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(result.stdout) == {"chat": {}, "usage": {}, "replay_billing": {"invoker": ["private"]}}

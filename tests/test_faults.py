@@ -31,7 +31,7 @@ import pytest
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from tests.conftest import DEFAULT_MODEL, User
+from tests.conftest import DEFAULT_MODEL, UNPRICED_MODEL, PriceServers, User
 from tests.standins.lago import FakeLago
 from tests.support.api import CHAT
 from tests.support.outbox_seed import seed_outbox
@@ -58,8 +58,10 @@ class Outcome:
     ended: str  # "json", "done", "error-event", or "error"
 
 
-def call(server: FunctionServer, user: User, text: str, stream: bool) -> Outcome:
-    body: dict[str, Any] = {"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": text}]}
+def call(
+    server: FunctionServer, user: User, text: str, stream: bool, model: str = DEFAULT_MODEL, **extra: Any
+) -> Outcome:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
     if not stream:
         response = httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=30)
         ok = response.status_code == 200
@@ -446,15 +448,16 @@ def test_two_concurrent_replays_send_each_event_once(
 
 # --- Secret Manager at cold start: slow, missing, corrupt -----------------------------------
 
-SECRET_FAULTS = {"sm_slow": "slow", "sm_missing": "missing", "sm_corrupt": "corrupt"}
+SECRET_FAULTS = {"sm_slow": "slow", "sm_missing": "missing", "sm_corrupt": "corrupt", "sm_disabled": "disabled"}
 
 
 def test_secret_manager_faults_at_cold_start_lose_no_event(
     function_server: Callable[..., FunctionServer], fake_lago: FakeLago, ledger: Ledger, new_user: Callable[[], User]
 ) -> None:
     """Lago's key from Secret Manager under each fault. Slow (inside the deadline): loaded, every
-    call billed. Missing or corrupt: billing is off, and with ``CHAT_REQUIRE_BILLING`` chat answers
-    503 instead of serving unbilled calls, so no usage goes unrecorded."""
+    call billed. Missing, corrupt or its only version disabled: billing is off, and with
+    ``CHAT_REQUIRE_BILLING`` chat answers 503 instead of serving unbilled calls, so no usage goes
+    unrecorded."""
     from tests.standins.lago import API_KEY
     from tests.standins.secret_manager import FakeSecretManager
 
@@ -466,6 +469,8 @@ def test_secret_manager_faults_at_cold_start_lose_no_event(
                 manager.add(name, "LAGO_API_KEY", API_KEY)
             if kind in ("slow", "corrupt"):
                 manager.fault(name, "LAGO_API_KEY", kind, seconds=0.5)
+            if kind == "disabled":
+                manager.disable(name, "LAGO_API_KEY", 1)
             servers[name] = function_server(
                 wait=False,
                 SECRET_MANAGER_EMULATOR_HOST=manager.host,
@@ -487,6 +492,35 @@ def test_secret_manager_faults_at_cold_start_lose_no_event(
             assert cell.expected == (4 if served else 0)
     finally:
         manager.stop()
+
+
+# --- a model without a price, with a budget on ---------------------------------------------
+
+
+def test_unpriced_model_is_refused_never_free_and_once_priced_billed_once(
+    price_servers: PriceServers, fake_lago: FakeLago, ledger: Ledger, new_user: Callable[[], User]
+) -> None:
+    """A 1 cent budget and an allowlisted model LiteLLM's cost map lacks: the instance answers
+    503 (``settings_invalid`` at cold start) rather than serve it free, so no call goes unbilled.
+    Priced by ``CHAT_MODEL_PRICES``, its calls are served, each billed once with its cost."""
+    user = new_user()
+    resends_before = fake_lago.duplicates
+    short = {"model": UNPRICED_MODEL, "max_tokens": 5}  # ~0.2 cents at most each: 4 fit in 1 cent
+    refused = [call(price_servers.unpriced, user, "#words:2", stream=i % 2 == 1, **short) for i in range(4)]
+    assert [o.status for o in refused] == [503] * 4
+    served = [call(price_servers.priced, user, "#words:2", stream=i % 2 == 1, **short) for i in range(4)]
+    assert [o.status for o in served] == [200] * 4
+    cell = ledger.tally(
+        "unpriced_model",
+        user.uid,
+        refused + served,
+        resends_before,
+        note=lambda _: "unpriced: 4 refused (503), 0 served free; priced: 4 served",
+    )
+    assert_clean(cell)
+    assert cell.expected == 4
+    costs = [float(e["properties"]["response_cost"]) for e in fake_lago.events(user.uid)]
+    assert len(costs) == 4 and all(cost > 0 for cost in costs), costs
 
 
 # --- the budget race across instances ------------------------------------------------------
@@ -530,3 +564,42 @@ def test_budget_race_across_instances_overshoots_by_nothing(
     assert_clean(cell)
     assert spent <= BUDGET_CENTS, f"{spent:.2f} cents billed against a {BUDGET_CENTS} cent budget"
     assert spent >= BUDGET_CENTS / 2, f"only {spent:.2f} of {BUDGET_CENTS} cents could be spent"
+
+
+# --- Lago's usage read answering 429, with a budget on -------------------------------------
+
+READ_DEADLINE_S = 1.5  # LAGO_READ_TIMEOUT_S's default, which budget_pair runs with
+CALL_BOUND_S = READ_DEADLINE_S + 2.5  # plus the call's own work on a loaded machine; retries took 7 s
+
+
+def test_lago_429_on_usage_answers_every_call_within_the_read_deadline(
+    budget_pair: list[FunctionServer], fake_lago: FakeLago, ledger: Ledger, new_user: Callable[[], User]
+) -> None:
+    """Each call reads the payer's usage once, gets Lago's 429 (as under load) and does not retry
+    it (lago-python-client's default sleeps 1 + 2 + 4 s): it decides from the default limit, is
+    answered within the bound and is billed exactly once."""
+    server = budget_pair[0]
+    server.wait_ready()
+    user = new_user()
+    resends_before = fake_lago.duplicates
+    usage_read = f"GET /api/v1/customers/{user.uid}/current_usage"
+    outcomes: list[Outcome] = []
+    seconds: list[float] = []
+    for index in range(6):
+        fake_lago.plan_accounts("slow:0", "429")  # the customer's metadata read passes, then usage: 429
+        started = time.monotonic()
+        outcomes.append(call(server, user, "#words:5", stream=index % 2 == 1, model=PRICEY, max_tokens=20))
+        seconds.append(time.monotonic() - started)
+    assert [o.status for o in outcomes] == [200] * 6, outcomes
+    assert max(seconds) < CALL_BOUND_S, f"a call waited {max(seconds):.1f} s for Lago"
+    mine = [r for r in fake_lago.account_requests if user.uid in r]
+    assert mine == [f"GET /api/v1/customers/{user.uid}", usage_read] * 6, "one usage read per call, none retried"
+    reads = mine.count(usage_read)
+    cell = ledger.tally(
+        "lago_429_on_usage",
+        user.uid,
+        outcomes,
+        resends_before,
+        note=lambda _: f"{reads} usage reads, all 429, no retries; slowest call {max(seconds):.2f} s",
+    )
+    assert_clean(cell)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import time
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -49,6 +51,51 @@ def test_first_call_creates_customer_and_subscription(lifecycle_server, fake_lag
     subscription = fake_lago.subscriptions[user.uid]
     assert (subscription["external_customer_id"], subscription["plan_code"]) == (user.uid, PLAN)
     assert [e["external_subscription_id"] for e in fake_lago.events(user.uid)] == [user.uid]
+
+
+def test_existing_customer_is_never_overwritten(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
+    fake_lago.add_customer(user.uid, name="ACME Corp", email="billing@acme.example")
+    seen = len(fake_lago.account_requests)
+    assert chat(lifecycle_server, user, ask("hi")).status_code == 200
+    customer = fake_lago.customers[user.uid]
+    assert (customer["name"], customer["email"]) == ("ACME Corp", "billing@acme.example")
+    asked = fake_lago.account_requests[seen:]
+    assert f"GET /api/v1/customers/{user.uid}" in asked and "POST /api/v1/customers" not in asked
+    assert fake_lago.subscriptions[user.uid]["plan_code"] == PLAN
+
+
+@pytest.fixture(scope="module")
+def team_server(function_server) -> FunctionServer:
+    return function_server(**LIFECYCLE_ENV, LAGO_API_CHARGE_BY="team_id")
+
+
+def team_member(auth_emulator, new_user, team: str) -> User:
+    member = new_user()
+    claims = json.dumps({"team_id": team})
+    auth_emulator.admin("POST", "accounts:update", {"localId": member.uid, "customAttributes": claims})
+    member.token = auth_emulator.sign_in(member.email)
+    return member
+
+
+def test_team_member_never_renames_the_team_customer(team_server, fake_lago: FakeLago, auth_emulator, new_user) -> None:
+    team = f"team-{uuid.uuid4().hex[:8]}"
+    fake_lago.add_customer(team, name="ACME Corp", email="billing@acme.example")
+    member = team_member(auth_emulator, new_user, team)
+    assert chat(team_server, member, ask("hi")).status_code == 200
+    customer = fake_lago.customers[team]
+    assert (customer["name"], customer["email"]) == ("ACME Corp", "billing@acme.example"), "was: Free Pizza LLC"
+    assert fake_lago.subscriptions[team]["external_customer_id"] == team
+
+
+def test_new_team_customer_takes_no_member_email_or_name(
+    team_server, fake_lago: FakeLago, auth_emulator, new_user
+) -> None:
+    team = f"team-{uuid.uuid4().hex[:8]}"
+    member = team_member(auth_emulator, new_user, team)
+    assert chat(team_server, member, ask("hi")).status_code == 200
+    customer = fake_lago.customers[team]
+    assert (customer["name"], customer["email"]) == (None, None)
+    assert member.email not in json.dumps(customer)
 
 
 def test_provisioning_is_cached_per_instance(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
@@ -213,6 +260,14 @@ def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_serve
     jsonschema.Draft202012Validator(schema).validate(body)
 
 
+def test_malformed_tool_calls_with_a_budget_on_are_400(lifecycle_server, user: User) -> None:
+    # The budget counts the prompt's tokens before the call: that count used to fail with a 502.
+    messages = [{"role": "assistant", "tool_calls": [{"function": 5}]}, {"role": "user", "content": "hi"}]
+    response = chat(lifecycle_server, user, {"messages": messages})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "messages[0].tool_calls"
+
+
 # --- the request surface in the budget's worst case (issue 12) ----------------------------------
 
 
@@ -243,9 +298,10 @@ def test_lago_429_on_usage_costs_one_bounded_read_and_no_retries(
 ) -> None:
     chat(lifecycle_server, new_user(), ask("hi"))  # the instance is warm: what is timed is Lago's part
     user = new_user()
-    # Provisioning (two POSTs) and the metadata read pass; then usage answers 429, as Lago does
-    # under load. lago-python-client's default retries it three times, sleeping 1 + 2 + 4 s.
-    fake_lago.plan_accounts("slow:0", "slow:0", "slow:0", "429", "429", "429", "429")
+    # Provisioning (the customer's lookup, its 404, then two POSTs) and the metadata read pass;
+    # then usage answers 429, as Lago does under load. lago-python-client's default retries it
+    # three times, sleeping 1 + 2 + 4 s.
+    fake_lago.plan_accounts("slow:0", "slow:0", "slow:0", "slow:0", "429", "429", "429", "429")
     before = len(usage_gets(fake_lago))
     started = time.monotonic()
     response = chat(lifecycle_server, user, ask("hi"))

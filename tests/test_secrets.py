@@ -8,6 +8,7 @@ list (renamed, pinned, missing, denied, corrupt and slow secrets) from a project
 
 from __future__ import annotations
 
+import concurrent.futures
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ from tests.standins.lago import FakeLago
 from tests.standins.openai_llm import FakeOpenAI
 from tests.standins.secret_manager import FakeSecretManager
 from tests.support.api import ask, chat
-from tests.support.processes import FunctionServer, free_port
+from tests.support.processes import FunctionServer, free_port, wait_until
 
 ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
 MODELS = f"{DEFAULT_MODEL},local/demo,{ANTHROPIC_MODEL}"
@@ -329,3 +330,69 @@ def test_latest_skips_disabled_versions_and_unusable_payloads_are_corrupt(secret
     assert env["ROTATED"] == env["EMPTY"] == "v1-do-not-log"
     assert dict(report.failures) == {"PINNED_DISABLED": "error", "BINARY": "corrupt", "NUL": "corrupt"}
     assert "BINARY" not in env and "NUL" not in env
+
+
+# --- billing required, Lago's key unreadable at cold start: 503 + Retry-After, then recovery ------
+
+RETRY_PROJECT = "demo-secrets-retry"
+
+
+@pytest.fixture(scope="module")
+def retry_server(function_server, secret_manager: FakeSecretManager) -> FunctionServer:
+    """Billing required; ``LAGO_API_KEY`` comes from Secret Manager, whose only version is disabled."""
+    secret_manager.add(RETRY_PROJECT, "LAGO_API_KEY", LAGO_KEY)
+    secret_manager.disable(RETRY_PROJECT, "LAGO_API_KEY", 1)
+    return function_server(
+        SECRET_MANAGER_EMULATOR_HOST=secret_manager.host,
+        SECRETS_PROJECT=RETRY_PROJECT,
+        SECRETS="LAGO_API_KEY",
+        CHAT_REQUIRE_BILLING="true",
+        LAGO_API_KEY=None,
+    )
+
+
+def assert_billing_503(response: httpx.Response) -> int:
+    """The 503 of an instance waiting for billing's secrets; returns its ``Retry-After``."""
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == {
+        "message": "Chat is unavailable: billing's settings could not be read yet; retry shortly.",
+        "type": "api_error",
+        "code": "service_unavailable",
+        "param": None,
+    }
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= 60
+    return retry_after
+
+
+def test_unreadable_lago_secret_is_503_with_retry_after_until_it_reads_then_chat_is_billed(
+    retry_server: FunctionServer, secret_manager: FakeSecretManager, fake_lago: FakeLago, user: User
+) -> None:
+    def reads() -> int:
+        return secret_manager.requests(RETRY_PROJECT)["LAGO_API_KEY"]
+
+    wait = assert_billing_503(chat(retry_server, user, ask("hello", model=DEFAULT_MODEL)))
+    before = reads()
+    wait = assert_billing_503(chat(retry_server, user, ask("hello", model=DEFAULT_MODEL)))
+    assert reads() == before, "backing off: no read, and the request is answered at once"
+    assert fake_lago.events(user.uid) == []
+
+    secret_manager.enable(RETRY_PROJECT, "LAGO_API_KEY", 1)
+    secret_manager.fault(RETRY_PROJECT, "LAGO_API_KEY", "held", 20)
+    time.sleep(wait)  # the server's own Retry-After: the next read is due
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reader = pool.submit(chat, retry_server, user, ask("hello", model=DEFAULT_MODEL))
+        wait_until(lambda: reads() > before, 20, "the retry's read")
+        started = time.monotonic()
+        other = chat(retry_server, user, ask("hello", model=DEFAULT_MODEL))
+        assert time.monotonic() - started < 2, "not blocked behind the read"
+        assert_billing_503(other)
+        secret_manager.release_held()
+        served = reader.result(timeout=30)
+    assert served.status_code == 200, served.text
+    assert [e["transaction_id"] for e in fake_lago.events(user.uid)] == [served.json()["id"]]
+    assert chat(retry_server, user, ask("hello", model=DEFAULT_MODEL)).status_code == 200
+    assert [line["message"] for line in retry_server.log_lines()].count("lago_logging_enabled") == 1
+    [recovered] = lines(retry_server, "billing_recovered")
+    assert recovered["billing"] is True
+    assert_no_values(retry_server, served)

@@ -51,6 +51,22 @@ class FakeGoogleCerts(StandIn):
     def _certs(self, request: Request) -> None:
         request.send_json(200, {self.KID: self.cert_pem}, {"Cache-Control": "public, max-age=3600"})
 
+    def service_account_key(self, project_id: str, email: str = "") -> dict[str, str]:
+        """A service account key file's content (Application Default Credentials), signed with our
+        key; its token endpoint is a closed local port, so nothing leaves this machine."""
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return {
+            "type": "service_account",
+            "project_id": project_id,
+            "private_key_id": self.KID,
+            "private_key": pem.decode(),
+            "client_email": email or f"chat-functions@{project_id}.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": "http://127.0.0.1:9/token",
+        }
+
     def mint(
         self,
         project_id: str,

@@ -16,6 +16,8 @@
   ``plan("slow:0.5")`` waits then answers normally; ``delay_for(payer, seconds)`` slows every
   request carrying one payer's events; ``hold(payer)`` keeps them until released. ``stop()`` /
   ``start()`` make the port refuse connections.
+- ``GET /api/v1/customers/{external_id}``: 200 ``{"customer": ...}`` or 404 ``customer_not_found``;
+  ``POST /api/v1/customers`` creates or updates (Lago's create is an upsert).
 - Every accepted event is recorded with its arrival time (``time.monotonic()`` of this process);
   ``submitted`` keeps every well-formed event posted, refused resends included.
 """
@@ -135,6 +137,12 @@ class FakeLago(StandIn):
         """Faults for the customers, subscriptions and usage routes (same steps as ``plan``)."""
         with self._lock:
             self._account_plan.extend(str(step) for step in steps)
+
+    def add_customer(self, customer_id: str, **fields: Any) -> dict[str, Any]:
+        """A customer that already exists in Lago (made by an operator, or by another system)."""
+        with self._lock:
+            customer = self.customers[customer_id] = _customer({"external_id": customer_id, **fields})
+            return customer
 
     def set_budget(self, customer_id: str, cents: int) -> None:
         """Put a per-customer budget in the customer's metadata, as an operator would in Lago."""

@@ -8,7 +8,8 @@
   unknown secret or version, 400 ``FAILED_PRECONDITION`` for a disabled version.
 - Faults, per secret: ``fault(project, secret, "denied")`` answers 403 ``PERMISSION_DENIED``;
   ``"corrupt"`` sends a ``dataCrc32c`` that does not match the data; ``"slow"`` waits ``seconds``
-  (or until ``stop()``) before answering normally.
+  (or until ``stop()``) before answering normally; ``"held"`` waits until ``release_held()``
+  (at most ``seconds``), so a test can act while a read is under way.
 - ``accessed`` records every ``(project, secret, version)`` asked for, so tests can prove that a
   variable already in the environment cost no call and that a pinned version was the one read.
 """
@@ -40,6 +41,7 @@ class FakeSecretManager(StandIn):
         self._secrets: dict[tuple[str, str], list[_Version]] = {}
         self._faults: dict[tuple[str, str], tuple[str, float]] = {}
         self._released = threading.Event()
+        self._held = threading.Event()
         self.accessed: list[tuple[str, str, str]] = []
         self.server = StandInServer(
             [
@@ -70,9 +72,17 @@ class FakeSecretManager(StandIn):
         with self._lock:
             self._secrets[(project, secret)][version - 1].enabled = False
 
+    def enable(self, project: str, secret: str, version: int) -> None:
+        with self._lock:
+            self._secrets[(project, secret)][version - 1].enabled = True
+
+    def release_held(self) -> None:
+        """Let the accesses waiting on a ``held`` fault answer (and any later ones at once)."""
+        self._held.set()
+
     def fault(self, project: str, secret: str, kind: str, seconds: float = 0.0) -> None:
-        """``denied``, ``corrupt`` or ``slow`` (``seconds``) for every access to this secret."""
-        assert kind in ("denied", "corrupt", "slow"), kind
+        """``denied``, ``corrupt``, ``slow`` or ``held`` (``seconds``) for every access to this secret."""
+        assert kind in ("denied", "corrupt", "slow", "held"), kind
         with self._lock:
             self._faults[(project, secret)] = (kind, seconds)
 
@@ -89,6 +99,8 @@ class FakeSecretManager(StandIn):
             versions = list(self._secrets.get((project, secret), []))
         if kind == "slow":
             self._released.wait(seconds)
+        if kind == "held":
+            self._held.wait(seconds)
         if kind == "denied":
             message = (
                 f"Permission 'secretmanager.versions.access' denied for resource "

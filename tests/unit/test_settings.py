@@ -1,10 +1,12 @@
-"""Settings refused at start-up, read in this process (no server)."""
+"""Settings from the environment, read in this process (no server); the cold-start effects are
+in the server tests."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.settings import RefusedToStart, Settings, SettingsError
+from shared.model_prices import ModelPrice, parse_model_prices
+from shared.settings import USER_CHANGEABLE_CLAIMS, RefusedToStart, Settings, SettingsError, is_deployed
 
 
 def test_charging_by_end_user_id_is_refused_by_name() -> None:
@@ -76,6 +78,102 @@ def test_lago_is_enabled_with_its_three_values_and_the_key_stays_out_of_the_repr
     )
     assert settings.lago.enabled and settings.lago.api_base == "https://lago.example"
     assert "secret-key" not in repr(settings)
+
+
+DEPLOYED = {"K_SERVICE": "chat", "GOOGLE_CLOUD_PROJECT": "p"}
+EMULATED = {**DEPLOYED, "FUNCTIONS_EMULATOR": "true", "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}
+
+
+def test_deployed_instance_requires_billing_by_default() -> None:
+    assert Settings.from_env(DEPLOYED).require_billing is True
+
+
+def test_explicit_false_opts_a_deployed_instance_out_of_required_billing() -> None:
+    assert Settings.from_env({**DEPLOYED, "CHAT_REQUIRE_BILLING": "false"}).require_billing is False
+
+
+def test_local_instance_does_not_require_billing_by_default() -> None:
+    assert Settings.from_env({}).require_billing is False
+
+
+def test_functions_emulator_flag_alone_is_not_local() -> None:
+    assert is_deployed({**DEPLOYED, "FUNCTIONS_EMULATOR": "true"})
+    assert is_deployed({**DEPLOYED, "FUNCTIONS_EMULATOR": "true", "FIREBASE_AUTH_EMULATOR_HOST": "10.0.0.7:9099"})
+
+
+@pytest.mark.parametrize("auth_host", ["127.0.0.1:9099", "localhost:9099", "[::1]:9099"])
+def test_functions_emulator_with_a_loopback_auth_emulator_is_local(auth_host: str) -> None:
+    env = {**DEPLOYED, "FUNCTIONS_EMULATOR": "true", "FIREBASE_AUTH_EMULATOR_HOST": auth_host}
+    assert not is_deployed(env)
+    assert Settings.from_env(env).deployed is False
+
+
+@pytest.mark.parametrize(
+    "variable", ["FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "SECRET_MANAGER_EMULATOR_HOST"]
+)
+def test_deployed_instance_refuses_to_start_with_an_emulator_host(variable: str) -> None:
+    with pytest.raises(RefusedToStart, match=variable):
+        Settings.from_env({**DEPLOYED, variable: "127.0.0.1:1"})
+
+
+def test_emulator_hosts_are_fine_under_the_functions_emulator() -> None:
+    assert Settings.from_env({**EMULATED, "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080"}).deployed is False
+
+
+@pytest.mark.parametrize("claim", USER_CHANGEABLE_CLAIMS)
+def test_team_claim_refuses_claims_a_user_can_change(claim: str) -> None:
+    with pytest.raises(SettingsError, match="LAGO_TEAM_CLAIM") as raised:
+        Settings.from_env({"LAGO_API_CHARGE_BY": "team_id", "LAGO_TEAM_CLAIM": claim})
+    assert not isinstance(raised.value, RefusedToStart), "the instance starts and answers 503, naming the key"
+
+
+def test_team_claim_accepts_a_custom_claim() -> None:
+    assert Settings.from_env({"LAGO_TEAM_CLAIM": "org"}).lago.team_claim == "org"
+
+
+def test_model_prices_parse_litellm_per_token_keys() -> None:
+    raw = '{"openai/ft": {"input_cost_per_token": 3e-07, "output_cost_per_token": 1.2e-06}, "x/y": {"input_cost_per_token": 0, "output_cost_per_token": 1}}'
+    prices = Settings.from_env({"CHAT_MODEL_PRICES": raw}).model_prices
+    assert dict(prices) == {"openai/ft": ModelPrice(3e-07, 1.2e-06), "x/y": ModelPrice(0.0, 1.0)}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        "[]",
+        '{"m": 1}',
+        '{"m": {"input_cost_per_token": 1e-6}}',
+        '{"m": {"input_cost_per_token": -1, "output_cost_per_token": 1}}',
+        '{"m": {"input_cost_per_token": "1", "output_cost_per_token": 1}}',
+        '{"m": {"input_cost_per_token": true, "output_cost_per_token": 1}}',
+        '{"m": {"input_cost_per_token": 0, "output_cost_per_token": 0}}',
+        '{"m": {"input_cost_per_token": 1, "output_cost_per_token": 1, "extra": 2}}',
+        '{"m": {"input_cost_per_token": 1e999, "output_cost_per_token": 1}}',
+    ],
+)
+def test_malformed_model_prices_are_named(raw: str) -> None:
+    prices, errors = parse_model_prices(raw)
+    assert dict(prices) == {} and len(errors) == 1 and errors[0].startswith("CHAT_MODEL_PRICES")
+    with pytest.raises(SettingsError, match="CHAT_MODEL_PRICES"):
+        Settings.from_env({"CHAT_MODEL_PRICES": raw})
+
+
+@pytest.mark.parametrize(
+    ("env", "required"),
+    [({}, False), ({"CHAT_BUDGET_CENTS": "100"}, True), ({"LAGO_BILLS_COST": "true"}, True)],
+)
+def test_prices_are_required_when_a_budget_or_the_metric_uses_the_cost(env: dict[str, str], required: bool) -> None:
+    assert Settings.from_env(env).prices_required is required
+
+
+def test_unpriced_models_are_those_litellm_would_bill_at_zero_until_priced() -> None:
+    from shared.model_prices import register_prices, unpriced_models
+
+    model = "openai/not-in-cost-map-settings-test"
+    assert unpriced_models(("openai/gpt-4o-mini", model)) == (model,)
+    register_prices({model: ModelPrice(1e-6, 2e-6)})
+    assert unpriced_models(("openai/gpt-4o-mini", model)) == ()
 
 
 def test_limits_are_off_unless_set_and_refuse_zero_by_name() -> None:

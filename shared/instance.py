@@ -123,7 +123,8 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
     unpriced = unpriced_models(settings.chat_models) if settings.prices_required else ()
     if unpriced:
         detail = (
-            f"no price for {', '.join(unpriced)}: with CHAT_BUDGET_CENTS or LAGO_BILLS_COST every model in "
+            f"no price for {', '.join(unpriced)}: with a budget (CHAT_BUDGET_CENTS, CHAT_NEW_ACCOUNT_BUDGET_CENTS, "
+            "CHAT_PROJECT_BUDGET_CENTS) or LAGO_BILLS_COST every model in "
             "CHAT_MODELS needs one (LiteLLM's cost map or CHAT_MODEL_PRICES), else its calls are free"
         )
         log("ERROR", "settings_invalid", detail=detail, models=list(unpriced))

@@ -210,8 +210,10 @@ class Settings:
 
     @property
     def prices_required(self) -> bool:
-        """Money depends on LiteLLM's cost: a model without a price would be free."""
-        return self.budget_cents is not None or self.lago.bills_cost
+        """Money depends on LiteLLM's cost (a budget, a new-account budget, the project cap, or a
+        Lago metric that bills the cost): a model without a price would be free."""
+        budgets = (self.budget_cents, self.sign_in.new_account_budget_cents, self.project_budget_cents)
+        return self.lago.bills_cost or any(budget is not None for budget in budgets)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -198,6 +198,7 @@ def app_check_keys() -> Iterator[FakeAppCheck]:
     server.stop()
 
 
+PRICED_MODELS = f"{DEFAULT_MODEL},local/demo"  # base_env's models less the unpriced one
 CONSUME_MODEL = "local/demo"  # the "expensive" model whose App Check tokens are single-use
 SIGN_IN_POLICY_ENV = {
     "CHAT_REQUIRE_VERIFIED_EMAIL": "true",
@@ -215,6 +216,7 @@ def _app_check_env(keys: FakeAppCheck, mode: str) -> dict[str, str | None]:
         "TEST_APP_CHECK_VERIFY_URL": keys.verify_url_format,
         "PYTHONPATH": str(ROOT / "tests" / "support" / "cert_override"),
         **SIGN_IN_POLICY_ENV,
+        "CHAT_MODELS": PRICED_MODELS,  # a new-account budget needs every model priced
     }
 
 

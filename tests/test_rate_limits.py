@@ -24,7 +24,8 @@ def limited_server(function_server: Callable[..., FunctionServer]) -> FunctionSe
         CHAT_RATE_LIMIT_RPM=str(RPM),
         CHAT_RATE_LIMIT_TPM=str(TPM),
         CHAT_MAX_CONCURRENT=str(CONCURRENT),
-        CHAT_PROJECT_BUDGET_CENTS="1",  # the other tests here spend ~0.01 cent of it; the last spends it all
+        CHAT_PROJECT_BUDGET_CENTS="1",
+        CHAT_MODELS="openai/gpt-4o-mini,local/demo",  # the project cap needs every model priced  # the other tests here spend ~0.01 cent of it; the last spends it all
     )
 
 

@@ -161,7 +161,13 @@ def test_malformed_model_prices_are_named(raw: str) -> None:
 
 @pytest.mark.parametrize(
     ("env", "required"),
-    [({}, False), ({"CHAT_BUDGET_CENTS": "100"}, True), ({"LAGO_BILLS_COST": "true"}, True)],
+    [
+        ({}, False),
+        ({"CHAT_BUDGET_CENTS": "100"}, True),
+        ({"CHAT_NEW_ACCOUNT_BUDGET_CENTS": "10"}, True),
+        ({"CHAT_PROJECT_BUDGET_CENTS": "10000"}, True),
+        ({"LAGO_BILLS_COST": "true"}, True),
+    ],
 )
 def test_prices_are_required_when_a_budget_or_the_metric_uses_the_cost(env: dict[str, str], required: bool) -> None:
     assert Settings.from_env(env).prices_required is required

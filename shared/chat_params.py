@@ -49,7 +49,8 @@ def _number(value: Any) -> bool:
 
 
 def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    # JSON has one number type: 1.0 is an integer to JSON Schema (and to OpenAI's API).
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
 
 
 def _ranged(low: float, high: float, integer: bool = False) -> Callable[[str, Any], Any]:
@@ -58,7 +59,7 @@ def _ranged(low: float, high: float, integer: bool = False) -> Callable[[str, An
             raise invalid(f"{name} must be {'an integer' if integer else 'a number'}.", name)
         if not low <= value <= high:
             raise invalid(f"{name} must be between {low:g} and {high:g}.", name)
-        return value
+        return int(value) if integer else value
 
     return check
 
@@ -81,7 +82,7 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str, Any], Any]:
 def _seed(name: str, value: Any) -> Any:
     if not _integer(value) or not -(2**63) <= value < 2**63:
         raise invalid("seed must be a 64-bit integer.", name)
-    return value
+    return int(value)
 
 
 def _stop(name: str, value: Any) -> Any:

@@ -105,9 +105,10 @@ def _limits(body: dict[str, Any], cap: int) -> dict[str, int]:
         value = body.get(key)
         if value is None:
             continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        integral = isinstance(value, float) and value.is_integer()  # 1.0 is an integer to JSON
+        if not (isinstance(value, int) or integral) or isinstance(value, bool) or value < 1:
             raise _invalid(f"{key} must be an integer of at least 1.", key)
-        limits[key] = min(value, cap)
+        limits[key] = min(int(value), cap)
     return limits or {"max_tokens": cap}
 
 

@@ -62,6 +62,14 @@ def test_n_multiplies_the_completion_part() -> None:
     assert worst_case_tokens(parse(n=3))[1] == 300  # CHAT_MAX_TOKENS per choice
 
 
+def test_integral_numbers_count_as_integers_as_json_schema_says() -> None:
+    request = parse(n=2.0, max_tokens=40.0, seed=7.0, model="openai/gpt-4o-mini")
+    assert (request.params["n"], request.params["max_tokens"], request.params["seed"]) == (2, 40, 7)
+    assert all(type(request.params[key]) is int for key in ("n", "max_tokens", "seed"))
+    with pytest.raises(ApiError, match="n must be an integer"):
+        parse(n=1.5)
+
+
 def test_limits_keep_the_name_they_were_sent_with_and_are_capped() -> None:
     assert parse(max_completion_tokens=500).params["max_completion_tokens"] == 100
     assert "max_tokens" not in parse(max_completion_tokens=5).params

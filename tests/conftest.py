@@ -135,12 +135,19 @@ def base_env(
     }
 
 
+# Every function server started, and those the session's own fixtures keep for every module.
+_started: list[FunctionServer] = []
+_kept: set[int] = set()
+
+
 @pytest.fixture(scope="session")
 def function_server(base_env: dict[str, str]) -> Iterator[Callable[..., FunctionServer]]:
-    """Start a function server with ``base_env`` changed by keyword arguments (None removes a key)."""
-    started: list[FunctionServer] = []
+    """Start a function server with ``base_env`` changed by keyword arguments (None removes a key).
 
-    def start(target: str = "chat", wait: bool = True, **changes: str | None) -> FunctionServer:
+    A server stops when the module that started it ends, unless ``keep`` (session fixtures): some
+    forty servers alive at once would crowd the machine's memory."""
+
+    def start(target: str = "chat", wait: bool = True, keep: bool = False, **changes: str | None) -> FunctionServer:
         env = dict(base_env)
         for key, value in changes.items():
             if value is None:
@@ -148,17 +155,28 @@ def function_server(base_env: dict[str, str]) -> Iterator[Callable[..., Function
             else:
                 env[key] = value
         server = FunctionServer(env, target)
-        started.append(server)
+        _started.append(server)
+        if keep:
+            _kept.add(id(server))
         return server.start(wait=wait)
 
     yield start
-    for server in started:
+    for server in _started:
         server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_servers_stop_with_the_module() -> Iterator[None]:
+    first = len(_started)
+    yield
+    for server in _started[first:]:
+        if id(server) not in _kept:
+            server.stop()
 
 
 @pytest.fixture(scope="session")
 def chat_server(function_server: Callable[..., FunctionServer]) -> FunctionServer:
-    return function_server()
+    return function_server(keep=True)
 
 
 @dataclass(frozen=True)
@@ -171,9 +189,9 @@ class PriceServers:
 def price_servers(function_server: Callable[..., FunctionServer]) -> PriceServers:
     """Shared by the price tests and the fault suite's ``unpriced_model`` cell: two cold starts."""
     servers = PriceServers(
-        unpriced=function_server(wait=False, CHAT_BUDGET_CENTS="1"),
+        unpriced=function_server(wait=False, keep=True, CHAT_BUDGET_CENTS="1"),
         priced=function_server(
-            wait=False, CHAT_BUDGET_CENTS="1", CHAT_MODEL_PRICES=json.dumps({UNPRICED_MODEL: MODEL_PRICE})
+            wait=False, keep=True, CHAT_BUDGET_CENTS="1", CHAT_MODEL_PRICES=json.dumps({UNPRICED_MODEL: MODEL_PRICE})
         ),
     )
     servers.unpriced.wait_ready()
@@ -185,6 +203,7 @@ def price_servers(function_server: Callable[..., FunctionServer]) -> PriceServer
 def prod_auth_server(function_server: Callable[..., FunctionServer], google_certs: FakeGoogleCerts) -> FunctionServer:
     """A chat server on the production token path: signatures checked against ``google_certs``."""
     return function_server(
+        keep=True,
         FIREBASE_AUTH_EMULATOR_HOST=None,
         TEST_ID_TOKEN_CERT_URI=google_certs.url,
         PYTHONPATH=str(ROOT / "tests" / "support" / "cert_override"),
@@ -226,6 +245,7 @@ def guarded_server(
 ) -> FunctionServer:
     """App Check enforced and the sign-in policy, on the production ID-token path (signed tokens)."""
     return function_server(
+        keep=True,
         FIREBASE_AUTH_EMULATOR_HOST=None,
         TEST_ID_TOKEN_CERT_URI=google_certs.url,
         **_app_check_env(app_check_keys, "enforce"),
@@ -235,7 +255,7 @@ def guarded_server(
 @pytest.fixture(scope="session")
 def monitor_server(function_server: Callable[..., FunctionServer], app_check_keys: FakeAppCheck) -> FunctionServer:
     """App Check monitored and the sign-in policy, with Auth emulator users."""
-    return function_server(**_app_check_env(app_check_keys, "monitor"))
+    return function_server(keep=True, **_app_check_env(app_check_keys, "monitor"))
 
 
 class User:

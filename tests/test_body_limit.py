@@ -27,6 +27,27 @@ def worker_rss_kb(server: FunctionServer) -> int:
     return max(sizes)
 
 
+def read_answer(sock: socket.socket) -> str:
+    """The whole HTTP answer: its head and the body its Content-Length announces (TCP may split them)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data.decode(errors="replace")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode(errors="replace")
+
+
 def test_chunked_body_past_the_limit_is_413_and_never_held_in_memory(chat_server: FunctionServer, user: User) -> None:
     def body(megabytes: int) -> Iterator[bytes]:
         yield b'{"messages": [{"role": "user", "content": "'
@@ -68,6 +89,6 @@ def test_declared_oversized_body_is_413_without_being_read(chat_server: Function
             "Content-Type: application/json\r\nContent-Length: 400000000\r\n\r\n"
         )
         sock.sendall(head.encode() + CHUNK)
-        answer = sock.recv(4096).decode(errors="replace")
+        answer = read_answer(sock)
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
     assert "request_too_large" in answer

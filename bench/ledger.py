@@ -65,9 +65,10 @@ def measure(seconds: float = 20.0, instances: int = 2, call_s: float = 0.2) -> L
 
 
 def run(seconds: float, instances: int, call_s: float) -> LedgerRun:
+    from shared.firestore_db import FirestoreDb
     from shared.ledger import LedgerStore, SpendLeases
 
-    stores = [LedgerStore("demo-bench") for _ in range(instances)]
+    stores = [LedgerStore(FirestoreDb("demo-bench")) for _ in range(instances)]
     leases = [SpendLeases(store) for store in stores]
     payer, period = f"team-{uuid.uuid4().hex[:8]}", "2026-11-01T00:00:00Z"
     leases[0].reserve(payer, period, WORST, limit=1e9)  # warm the gRPC channel outside the figures

@@ -137,11 +137,11 @@ class Billing:
     ``enabled`` is False when Lago is not configured; requests then bill nothing.
     """
 
-    def __init__(self, lago: LagoSettings, *, project_id: str, outbox_enabled: bool, deployed: bool) -> None:
+    def __init__(self, lago: LagoSettings, *, outbox: Outbox | None, deployed: bool) -> None:
         self.settings = lago
         self.pending = PendingEvents(lago.event_code)
         self.client: LagoEventsClient | None = None
-        self.outbox: Outbox | None = Outbox(project_id) if outbox_enabled else None
+        self.outbox = outbox
         self.enabled = False
         if not lago.enabled:
             log("WARNING" if deployed else "INFO", "lago_logging_disabled", missing=list(lago.missing))

@@ -6,8 +6,10 @@ functions-framework's server forks. What it makes lives as long as the instance:
 - ``settings``: the typed, immutable configuration;
 - ``verifier``: the firebase-admin app that verifies ID tokens (initialised on first use);
 - ``app_check`` / ``sign_in``: Firebase App Check and the sign-in policy, on the same app;
+- ``firestore_db``: the one Firestore client (made on first use, after the fork) of the billing
+  outbox, the spend ledger and the rate limits;
 - ``billing``: the Lago callback registered on LiteLLM, the keep-alive Lago HTTP client and the
-  Firestore outbox (its gRPC client made on first use, after the fork);
+  Firestore outbox;
 - ``chat``: the chat flow (``ChatService``), holding ``billing``, the Lago accounts (customers,
   subscriptions and usage, cached per payer), the payer's and the project's spending limits
   leased from the Firestore ledger (``ledger.py``), and the per-payer rate limits (``rate_limits.py``);
@@ -32,10 +34,12 @@ from .billing import Billing
 from .budget import BudgetGuard
 from .chat import ChatService
 from .errors import ApiError, ErrorCode
+from .firestore_db import FirestoreDb
 from .lago_accounts import LagoAccounts
 from .ledger import LedgerStore, LocalLedgerStore, SpendLeases
 from .logs import configure, log
 from .model_prices import register_prices, unpriced_models
+from .outbox import Outbox
 from .rate_limits import LocalRateStore, RateLimits, RateStore
 from .secret_env import SecretRetry, unavailable_models
 from .settings import RefusedToStart, Settings, SettingsError, cors_origins_from_env
@@ -141,11 +145,9 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
         allow_anonymous=settings.allow_anonymous,
         deployed=settings.deployed,
     )
+    firestore_db = FirestoreDb(settings.project_id)  # the one client of the outbox, ledger and rate limits
     billing = Billing(
-        settings.lago,
-        project_id=settings.project_id,
-        outbox_enabled=settings.outbox_enabled,
-        deployed=settings.deployed,
+        settings.lago, outbox=Outbox(firestore_db) if settings.outbox_enabled else None, deployed=settings.deployed
     )
     accounts = budget = limits = None
     if billing.enabled:
@@ -173,13 +175,13 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
         settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None
     )
     if payer_budget or settings.project_budget_cents is not None:
-        leases = SpendLeases(LocalLedgerStore() if local_only else LedgerStore(settings.project_id))
+        leases = SpendLeases(LocalLedgerStore() if local_only else LedgerStore(firestore_db))
         budget = BudgetGuard(
             accounts, leases, default_limit_cents=payer_limit, project_limit_cents=settings.project_budget_cents
         )
     if (settings.rate_limit_rpm, settings.rate_limit_tpm, settings.max_concurrent) != (None, None, None):
         limits = RateLimits(
-            LocalRateStore() if local_only else RateStore(settings.project_id),
+            LocalRateStore() if local_only else RateStore(firestore_db),
             rpm=settings.rate_limit_rpm,
             tpm=settings.rate_limit_tpm,
             max_concurrent=settings.max_concurrent,

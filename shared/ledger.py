@@ -51,6 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .firestore_db import FirestoreDb
 from .logs import log
 
 if TYPE_CHECKING:
@@ -157,24 +158,15 @@ def settle_exchange(state: LedgerState, ask: Exchange) -> float:
 
 
 class LedgerStore:
-    """The ledger documents, each exchange one Firestore transaction. The client is made on
-    first use, after the server forks (gRPC channels must not cross a fork)."""
+    """The ledger documents, each exchange one Firestore transaction, in the instance's one client."""
 
-    def __init__(self, project_id: str, *, timeout_s: float = 5.0) -> None:
-        self._project_id = project_id or None
+    def __init__(self, db: FirestoreDb, *, timeout_s: float = 5.0) -> None:
+        self._database = db
         self._timeout_s = timeout_s
-        self._client: firestore.Client | None = None
-        self._lock = threading.Lock()
         self.writes = 0  # transactions committed by this instance (the benchmark reads it)
 
     def _db(self) -> firestore.Client:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    from google.cloud import firestore
-
-                    self._client = firestore.Client(project=self._project_id)
-        return self._client
+        return self._database.client()
 
     def exchange(self, key: str, ask: Exchange, *, payer: str, period: str) -> float:
         from google.cloud import firestore
@@ -207,7 +199,7 @@ class LocalLedgerStore(LedgerStore):
     runs without a Firestore emulator (``scripts/run``); a deployed instance never uses it."""
 
     def __init__(self) -> None:
-        super().__init__("")
+        super().__init__(FirestoreDb(None))  # never asked for a client
         self._states: dict[str, LedgerState] = {}
         self._mutex = threading.Lock()
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import threading
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .billing_event import LagoEvent
+from .firestore_db import FirestoreDb
 from .logs import log
 from .shutdown import SHUTDOWN
 
@@ -49,29 +50,27 @@ class Claimed:
 
 
 class Outbox:
-    """Firestore-backed store of undelivered events. The client is made lazily, after the
-    server forks (gRPC channels must not cross a fork), once per instance. The Firestore
-    libraries are imported then too: ~0.3 s of cold start that only an outbox write needs."""
+    """Firestore-backed store of undelivered events, in the instance's one client (made on first use)."""
 
-    def __init__(self, project_id: str, *, timeout_s: float = 5.0) -> None:
-        self._project_id = project_id or None
+    def __init__(self, db: FirestoreDb, *, timeout_s: float = 5.0) -> None:
+        self._db = db
         self._timeout_s = timeout_s
-        self._retry: Retry | None = None
-        self._batch_retry: Retry | None = None  # a replay's reads and writes: no request waits on them
-        self._client: firestore.Client | None = None
-        self._lock = threading.Lock()
+
+    @functools.cached_property
+    def _retry(self) -> Retry:
+        from google.api_core.retry import Retry
+
+        return Retry(initial=0.1, maximum=1.0, timeout=self._timeout_s)
+
+    @functools.cached_property
+    def _batch_retry(self) -> Retry:
+        """A replay's reads and writes: no request waits on them."""
+        from google.api_core.retry import Retry
+
+        return Retry(initial=0.2, maximum=2.0, timeout=_BATCH_TIMEOUT_S)
 
     def _firestore(self) -> firestore.Client:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    from google.api_core.retry import Retry
-                    from google.cloud import firestore
-
-                    self._retry = Retry(initial=0.1, maximum=1.0, timeout=self._timeout_s)
-                    self._batch_retry = Retry(initial=0.2, maximum=2.0, timeout=_BATCH_TIMEOUT_S)
-                    self._client = firestore.Client(project=self._project_id)
-        return self._client
+        return self._db.client()
 
     def _collection(self) -> firestore.CollectionReference:
         return self._firestore().collection(COLLECTION)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError, ErrorCode
+from .firestore_db import FirestoreDb
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -69,23 +70,15 @@ def take_slot(slots: dict[str, tuple[int, float]], me: str, limit: int, now: flo
 
 
 class RateStore:
-    """The ``rate_limits`` documents; the client is made on first use, after the fork."""
+    """The ``rate_limits`` documents, in the instance's one Firestore client."""
 
-    def __init__(self, project_id: str, *, timeout_s: float = 5.0) -> None:
-        self._project_id = project_id or None
+    def __init__(self, db: FirestoreDb, *, timeout_s: float = 5.0) -> None:
+        self._database = db
         self._timeout_s = timeout_s
-        self._client: firestore.Client | None = None
-        self._lock = threading.Lock()
         self.writes = 0
 
     def _db(self) -> firestore.Client:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    from google.cloud import firestore
-
-                    self._client = firestore.Client(project=self._project_id)
-        return self._client
+        return self._database.client()
 
     def _transact(self, doc_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any] | None, Any]]) -> Any:
         from google.cloud import firestore
@@ -155,7 +148,7 @@ class LocalRateStore(RateStore):
     """The same counts in this process's memory: for local runs without a Firestore emulator."""
 
     def __init__(self) -> None:
-        super().__init__("")
+        super().__init__(FirestoreDb(None))  # never asked for a client
         self._docs: dict[str, dict[str, Any]] = {}
         self._mutex = threading.Lock()
 

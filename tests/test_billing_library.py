@@ -78,7 +78,7 @@ def test_registration_error_is_logged_and_billing_stays_off(
         raise RuntimeError("callback exploded")
 
     monkeypatch.setattr(ChatLagoCallback, "__init__", broken)
-    billing = Billing(lago_settings(fake_lago), project_id="demo", outbox_enabled=False, deployed=False)
+    billing = Billing(lago_settings(fake_lago), outbox=None, deployed=False)
     assert billing.enabled is False
     errors = [r for r in caplog.records if r.getMessage() == "lago_logging_error"]
     assert [(r.levelname, r.fields["error_class"]) for r in errors] == [("ERROR", "RuntimeError")]  # type: ignore[attr-defined]
@@ -89,7 +89,7 @@ def test_a_request_with_several_calls_bills_each_once(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_BASE", fake_llm.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    billing = Billing(lago_settings(fake_lago), project_id="demo", outbox_enabled=False, deployed=False)
+    billing = Billing(lago_settings(fake_lago), outbox=None, deployed=False)
     request_billing = billing.for_request(Caller("multi-call-user"))
     request = ChatRequest("openai/gpt-4o-mini", [{"role": "user", "content": "a b"}], False, False, {"max_tokens": 20})
     failing = ChatRequest("openai/gpt-4o-mini", [{"role": "user", "content": "#status:500"}], False, False, {})

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.firestore_db import FirestoreDb
 from shared.ledger import Exchange, LeaseSettings, LedgerState, LedgerStore, SpendLeases, ledger_key, settle_exchange
 from tests.conftest import PROJECT_ID
 from tests.support.processes import FirestoreEmulator
@@ -167,7 +168,7 @@ def emulator_env(firestore_emulator: FirestoreEmulator) -> Iterator[None]:
 
 def test_instances_sharing_firestore_never_let_more_than_the_limit_through(emulator_env: None) -> None:
     payer, period, limit = f"team-{uuid.uuid4().hex}", "2026-11-01T00:00:00Z", 15.0
-    stores = [LedgerStore(PROJECT_ID) for _ in range(3)]
+    stores = [LedgerStore(FirestoreDb(PROJECT_ID)) for _ in range(3)]
     instances = [SpendLeases(store) for store in stores]
     let_through: list[tuple[float, float]] = []
     lock = threading.Lock()

@@ -18,6 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from google.cloud import firestore  # noqa: E402
 
+from shared.firestore_db import FirestoreDb  # noqa: E402
 from shared.lago_events import LagoEventsClient, Outcome  # noqa: E402
 from shared.outbox import Outbox  # noqa: E402
 from shared.replay import ReplayRun  # noqa: E402
@@ -125,7 +126,7 @@ def test_batch_of_more_than_lago_takes_is_refused_before_sending(lago: LagoEvent
 
 def test_a_claimed_document_cannot_be_claimed_by_another_run(db: firestore.Client, project: str) -> None:
     seed_outbox(db, payer(), 3)
-    outbox = Outbox(project)
+    outbox = Outbox(FirestoreDb(project))
     due = outbox.read_due(10)
     lease = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)
     first = outbox.claim(due, "run-a", lease)
@@ -137,7 +138,7 @@ def test_a_claimed_document_cannot_be_claimed_by_another_run(db: firestore.Clien
 
 def test_settling_a_document_another_run_already_deleted_skips_it(db: firestore.Client, project: str) -> None:
     ids = seed_outbox(db, payer(), 3)
-    outbox = Outbox(project)
+    outbox = Outbox(FirestoreDb(project))
     claimed = outbox.claim(outbox.read_due(10), "run-a", dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
     db.collection("billing_outbox").document(ids[0]).delete()
     by_id = {c.doc_id: c for c in claimed}
@@ -156,7 +157,7 @@ def test_run_drains_page_after_page_in_batches(
     who = payer()
     ids = seed_outbox(db, who, 650)
     before = fake_lago.batch_requests
-    report = ReplayRun(Outbox(project), lago, page_size=300, budget_s=50).run()
+    report = ReplayRun(Outbox(FirestoreDb(project)), lago, page_size=300, budget_s=50).run()
     assert (report.delivered, report.remaining, report.retry_later, report.failed) == (650, 0, 0, 0)
     assert sorted(e["transaction_id"] for e in fake_lago.events(who)) == sorted(ids)
     assert report.requests == fake_lago.batch_requests - before == 7  # pages of 300, 300 and 50
@@ -169,13 +170,13 @@ def test_run_that_runs_out_of_time_says_how_many_are_left_and_hands_them_back(
     who = payer()
     seed_outbox(db, who, 1_000)
     fake_lago.delay_for(who, 0.6)  # each batch request takes 0.6 s
-    report = ReplayRun(Outbox(project), lago, page_size=200, budget_s=1.0).run()
+    report = ReplayRun(Outbox(FirestoreDb(project)), lago, page_size=200, budget_s=1.0).run()
     assert report.released > 0 and report.retry_later == 0
     assert report.remaining == 1_000 - report.delivered > 0
     left = documents(db)
     assert len(left) == report.remaining
     assert not any("leased_by" in d or d["attempts"] for d in left.values()), "handed back as they were"
-    due = Outbox(project).read_due(1_000)
+    due = Outbox(FirestoreDb(project)).read_due(1_000)
     assert len(due) == report.remaining, "what the run did not send is due again at once"
 
 
@@ -185,7 +186,7 @@ def test_lago_down_ends_the_run_early_and_its_events_back_off(
     seed_outbox(db, payer(), 300)
     fake_lago.stop()
     try:
-        report = ReplayRun(Outbox(project), lago, page_size=100, budget_s=50).run()
+        report = ReplayRun(Outbox(FirestoreDb(project)), lago, page_size=100, budget_s=50).run()
     finally:
         fake_lago.server.start()
     assert report.seconds < 15, "a few seconds of retries, not the whole budget"
@@ -202,7 +203,7 @@ def test_run_keeps_to_lagos_rate_limit_and_loses_nothing(
     ids = seed_outbox(db, who, 600)
     fake_lago.rate_limit(3)  # per second: the run's pace is above it, so Lago answers 429s
     duplicates = fake_lago.duplicates
-    report = ReplayRun(Outbox(project), lago, page_size=500, budget_s=50).run()
+    report = ReplayRun(Outbox(FirestoreDb(project)), lago, page_size=500, budget_s=50).run()
     assert fake_lago.rate_limited > 0
     assert (report.delivered, report.remaining) == (600, 0)
     assert sorted(e["transaction_id"] for e in fake_lago.events(who)) == sorted(ids)
@@ -219,7 +220,7 @@ def test_two_runs_at_once_send_each_event_once(
     reports = []
 
     def run() -> None:
-        outbox = Outbox(project)  # a Firestore client of its own, as another instance has
+        outbox = Outbox(FirestoreDb(project))  # a Firestore client of its own, as another instance has
         start.wait()
         reports.append(ReplayRun(outbox, lago, page_size=200, budget_s=50).run())
 

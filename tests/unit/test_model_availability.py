@@ -53,7 +53,7 @@ def deployed_service(monkeypatch: pytest.MonkeyPatch) -> Callable[[], ChatServic
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
 
     def build() -> ChatService:
-        billing = Billing(LagoSettings(), project_id="p", outbox_enabled=False, deployed=True)
+        billing = Billing(LagoSettings(), outbox=None, deployed=True)
         missing = unavailable_models(SETTINGS.chat_models)
         assert missing == {KEYLESS: ("ANTHROPIC_API_KEY",)}
         return ChatService(billing, require_billing=False, llm_timeout_s=1, unavailable_models=missing, deployed=True)

@@ -35,6 +35,7 @@ from tests.support.api import DEFAULT_MODEL
 from tests.support.processes import ROOT, AuthEmulator, FirestoreEmulator, FunctionServer
 
 __all__ = ["DEFAULT_MODEL"]  # re-exported: modules import it from here
+pytest_plugins = ["tests.faults_report"]  # the fault suite's summary line
 
 PROJECT_ID = "demo-chat-tests"
 UNPRICED_MODEL = "openai/not-in-cost-map"  # in every server's CHAT_MODELS, not in LiteLLM's cost map
@@ -298,3 +299,15 @@ def member(auth_emulator: AuthEmulator, new_user: Callable[[], User]) -> Callabl
         return user
 
     return make
+
+
+# The longest modules (about a minute or more each, measured) go first, so that under ``-n`` no
+# worker is left with one of them while the other idles at the end.
+_LONGEST_FIRST = ["test_faults", "test_browser", "test_abuse", "test_billing", "test_deploy", "test_replay"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``scripts/test`` runs this tier on two workers (pytest-xdist, ``--dist loadfile``: a module
+    runs whole on one worker, so its module fixtures start once); they take modules in this order."""
+    rank = {module: index for index, module in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: modules stay whole

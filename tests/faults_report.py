@@ -1,13 +1,17 @@
-"""The fault suite's tally: each cell of ``tests/test_faults.py`` records its counts here, and one
-summary line is printed at the end of the run (whether or not output is captured).
+"""The fault suite's tally: each cell of ``tests/test_faults.py`` attaches its counts to its test's
+report, and one summary line is printed at the end of the run (whether or not output is captured).
 
-Registered by ``pytest_plugins`` in ``tests/test_faults.py``.
+Reports travel to the process that prints the summary, which under ``-n`` (pytest-xdist) is not
+the one that ran the cell. Registered by ``pytest_plugins`` in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,18 @@ class Cell:
         )
 
 
-CELLS: list[Cell] = []
+CELLS: list[Cell] = []  # in the process that prints the summary
+PROPERTY = "fault_cell"
+
+
+def record(item: pytest.Item, cell: Cell) -> None:
+    """Attach ``cell`` to the report of the test ``item`` is running."""
+    item.user_properties.append((PROPERTY, dataclasses.asdict(cell)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        CELLS.extend(Cell(**value) for name, value in report.user_properties if name == PROPERTY)
 
 
 def summary() -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -24,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -32,17 +31,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from tests.conftest import DEFAULT_MODEL, UNPRICED_MODEL, PriceServers, User
+from tests.faults_report import Cell, record
 from tests.standins.lago import FakeLago
 from tests.support.api import CHAT
 from tests.support.outbox_seed import seed_outbox
 from tests.support.processes import FunctionServer
-
-if TYPE_CHECKING:
-    from tests.faults_report import Cell
-
-# Imported by pytest as a plugin (its summary hook), and reached through the plugin manager:
-# importing it here first would keep pytest from rewriting its asserts.
-pytest_plugins = ["tests.faults_report"]
 
 LLM_TIMEOUT_S = 1.0
 FLUSH_TIMEOUT_S = 0.5
@@ -103,8 +96,8 @@ def outbox_client(firestore_client: firestore.Client) -> firestore.Client:
 class Ledger:
     """Where one user's events are: Lago (the stand-in) and the outbox (the Firestore emulator)."""
 
-    def __init__(self, lago: FakeLago, outbox: firestore.Client, replay_url: str, report: Any) -> None:
-        self.lago, self.outbox, self.replay_url, self.report = lago, outbox, replay_url, report
+    def __init__(self, lago: FakeLago, outbox: firestore.Client, replay_url: str, test: pytest.Item) -> None:
+        self.lago, self.outbox, self.replay_url, self.test = lago, outbox, replay_url, test
 
     def outbox_documents(self, uid: str) -> list[dict[str, Any]]:
         mine = FieldFilter("event.external_subscription_id", "==", uid)
@@ -125,6 +118,7 @@ class Ledger:
         resends_before: int,
         unbillable: int = 0,
         note: Callable[[dict[str, Any]], str] | None = None,
+        overshoot_cents: float | None = None,
     ) -> Cell:
         """Replay the outbox, then count; the cell is recorded for the summary line.
         ``note`` describes the replay's report on that line."""
@@ -137,7 +131,7 @@ class Ledger:
         kept = {d["id"] for d in documents}
         found = set(lago_ids) | kept
         twice = {i for i, n in lago_ids.items() if n > 1} | (set(lago_ids) & pending)
-        cell = self.report.Cell(
+        cell = Cell(
             name=name,
             calls=len(outcomes) + unbillable,
             expected=len(expected),
@@ -149,8 +143,9 @@ class Ledger:
             deferred=deferred,
             unbillable=unbillable,
             note=note(report) if note else "",
+            overshoot_cents=overshoot_cents,
         )
-        self.report.CELLS.append(cell)
+        record(self.test, cell)
         return cell
 
     def resends_identical(self, uid: str) -> bool:
@@ -163,12 +158,11 @@ class Ledger:
         return all(all(e == events[0] for e in events) for events in by_id.values())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ledger(
     request: pytest.FixtureRequest, fake_lago: FakeLago, outbox_client: firestore.Client, replay_server: FunctionServer
 ) -> Ledger:
-    report = request.config.pluginmanager.get_plugin("tests.faults_report")
-    return Ledger(fake_lago, outbox_client, replay_server.url, report)
+    return Ledger(fake_lago, outbox_client, replay_server.url, request.node)
 
 
 def assert_clean(cell: Cell) -> None:
@@ -558,9 +552,8 @@ def test_budget_race_across_instances_overshoots_by_nothing(
     events = fake_lago.events(user.uid)
     spent = sum(float(e["properties"]["response_cost"]) * 100 for e in events)
     outcomes = [Outcome(call_id, True, 200, "json") for status, call_id in answers if status == 200]
-    cell = ledger.tally("budget race, 2 instances", user.uid, outcomes, resends_before)
-    cell = dataclasses.replace(cell, overshoot_cents=max(0.0, spent - BUDGET_CENTS))
-    ledger.report.CELLS[-1] = cell
+    overshoot = max(0.0, spent - BUDGET_CENTS)
+    cell = ledger.tally("budget race, 2 instances", user.uid, outcomes, resends_before, overshoot_cents=overshoot)
     assert_clean(cell)
     assert spent <= BUDGET_CENTS, f"{spent:.2f} cents billed against a {BUDGET_CENTS} cent budget"
     assert spent >= BUDGET_CENTS / 2, f"only {spent:.2f} of {BUDGET_CENTS} cents could be spent"

@@ -9,11 +9,15 @@ The Functions emulator runs firebase.json's ``functions.source``, the upload as
 ``venv`` linked to the project's virtualenv), and passes its own environment
 to the Python workers, so the functions' settings are the environment given here. It leaves
 those workers running when it exits: the suite runs in its own process group, killed at the end.
+
+One suite runs at a time on the machine (a file lock, held from staging to the end): the test
+workers of ``pytest -n`` would otherwise restage ``build/functions`` under a running one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -76,6 +80,7 @@ class EmulatorSuite:
         self._log = tempfile.NamedTemporaryFile(prefix="emulators-", suffix=".log", delete=False)  # noqa: SIM115
         self.log_path = Path(self._log.name)
         self.proc: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None  # the machine's one-suite lock, while held
 
     def config(self) -> dict[str, Any]:
         config = json.loads((ROOT / "firebase.json").read_text())
@@ -91,17 +96,24 @@ class EmulatorSuite:
         return config
 
     def _popen(self, *args: str) -> subprocess.Popen[bytes]:
-        stage_functions()
-        self.config_path.write_text(json.dumps(self.config(), indent=2))
-        command = [str(FIREBASE_BIN), "--config", self.config_path.name, *args, "--project", self.project_id]
-        return subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        (ROOT / "build").mkdir(exist_ok=True)
+        self._lock = os.open(ROOT / "build" / ".emulator-suite.lock", os.O_CREAT | os.O_RDWR)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)  # waits for another worker's suite to stop
+        try:
+            stage_functions()
+            self.config_path.write_text(json.dumps(self.config(), indent=2))
+            command = [str(FIREBASE_BIN), "--config", self.config_path.name, *args, "--project", self.project_id]
+            return subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     def start(self, timeout: float = 240) -> EmulatorSuite:
         """Start the suite and wait until the page is served and both functions answer (warm)."""
@@ -154,3 +166,6 @@ class EmulatorSuite:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
         self.config_path.unlink(missing_ok=True)
+        if self._lock is not None:
+            os.close(self._lock)  # releases the lock
+            self._lock = None

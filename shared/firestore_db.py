@@ -9,10 +9,14 @@ instance without budgets, limits or an undelivered event never pays.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from google.cloud import firestore
+
+T = TypeVar("T")
+_MAX_ATTEMPTS = 20  # a transaction retried on contention: one hot payer's instances race for its document
 
 
 class FirestoreDb:
@@ -31,3 +35,30 @@ class FirestoreDb:
 
                     self._client = firestore.Client(project=self._project_id)
         return self._client
+
+    def transact(
+        self,
+        collection: str,
+        doc_id: str,
+        change: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]],
+        *,
+        timeout_s: float,
+    ) -> T:
+        """One document read, changed and written in one transaction. ``change`` gets its data
+        (None: no such document) and returns what to write (None: nothing) and the result; it
+        runs again if the transaction is retried, so it must depend only on what it is given."""
+        from google.cloud import firestore
+
+        client = self.client()
+        reference = client.collection(collection).document(doc_id)
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> T:
+            snapshot = reference.get(transaction=transaction, timeout=timeout_s)
+            new, result = change(snapshot.to_dict() if snapshot.exists else None)
+            if new is not None:
+                transaction.set(reference, new)
+            return result
+
+        result: T = run(client.transaction(max_attempts=_MAX_ATTEMPTS))
+        return result

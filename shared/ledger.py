@@ -169,22 +169,12 @@ class LedgerStore:
         return self._database.client()
 
     def exchange(self, key: str, ask: Exchange, *, payer: str, period: str) -> float:
-        from google.cloud import firestore
-
-        db = self._db()
-        reference = db.collection(COLLECTION).document(key)
-        timeout = self._timeout_s
-
-        @firestore.transactional
-        def run(transaction: firestore.Transaction) -> float:
-            snapshot = reference.get(transaction=transaction, timeout=timeout)
-            data = snapshot.to_dict() if snapshot.exists else None
+        def change(data: dict[str, Any] | None) -> tuple[dict[str, Any], float]:
             state = LedgerState.from_dict(data) if data else LedgerState(baseline=ask.lago)
             granted = settle_exchange(state, ask)
-            transaction.set(reference, {**state.to_dict(), "payer": payer, "period": period, "updated_at": ask.now})
-            return granted
+            return {**state.to_dict(), "payer": payer, "period": period, "updated_at": ask.now}, granted
 
-        granted: float = run(db.transaction(max_attempts=20))
+        granted = self._database.transact(COLLECTION, key, change, timeout_s=self._timeout_s)
         self.writes += 1
         return granted
 

@@ -81,21 +81,7 @@ class RateStore:
         return self._database.client()
 
     def _transact(self, doc_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any] | None, Any]]) -> Any:
-        from google.cloud import firestore
-
-        db = self._db()
-        reference = db.collection(COLLECTION).document(doc_id)
-        timeout = self._timeout_s
-
-        @firestore.transactional
-        def run(transaction: firestore.Transaction) -> Any:
-            snapshot = reference.get(transaction=transaction, timeout=timeout)
-            new, result = change((snapshot.to_dict() or {}) if snapshot.exists else {})
-            if new is not None:
-                transaction.set(reference, new)
-            return result
-
-        result = run(db.transaction(max_attempts=20))
+        result = self._database.transact(COLLECTION, doc_id, lambda data: change(data or {}), timeout_s=self._timeout_s)
         self.writes += 1
         return result
 

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Route, expect, sync_playwright
+from playwright.sync_api import Route, expect
 
 from tests.conftest import PROJECT_ID
 from tests.standins.app_check_keys import APP_ID, FakeAppCheck
 from tests.standins.http_server import Request, StandInServer
+from tests.support.chromium import chromium
 from tests.support.processes import ROOT, AuthEmulator, FunctionServer
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+from tests.test_browser import WAIT_MS
 
 pytestmark = pytest.mark.slow
 
@@ -106,8 +107,6 @@ def enforcing_chat(
 def test_page_sends_app_check_tokens_that_an_enforcing_function_accepts(
     page_server: StandInServer, enforcing_chat: FunctionServer, app_check_keys: FakeAppCheck
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium (apt-get install chromium)")
     exchanges: list[dict[str, Any]] = []
     sent: list[tuple[str, str | None]] = []
 
@@ -116,38 +115,34 @@ def test_page_sends_app_check_tokens_that_an_enforcing_function_accepts(
         body = {"token": app_check_keys.mint(PROJECT_ID), "ttl": "3600s"}
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context()
-            context.route(re.compile(r"https://content-firebaseappcheck\.googleapis\.com/.*"), exchange)
-            context.route(re.compile(r"https://www\.google\.com/.*"), lambda route: route.abort())
-            context.add_init_script(
-                f"localStorage.setItem('chat.functionUrl', {enforcing_chat.url!r});"
-                f"localStorage.setItem('chat.appCheckDebugToken', {DEBUG_TOKEN!r});"
-            )
-            page = context.new_page()
-            page.on(
-                "request",
-                lambda r: (
-                    sent.append((r.url, r.headers.get("x-firebase-appcheck")))
-                    if r.url.startswith(enforcing_chat.url)
-                    else None
-                ),
-            )
-            page.goto(page_server.url + "/")
-            expect(page.locator("body")).to_have_attribute("data-ready", "true")
-            page.get_by_label("Email").fill("app-check-page@example.com")
-            page.get_by_label("Password").fill("correct horse 1")
-            page.get_by_role("button", name="Create account").click()
-            expect(page.get_by_label("Model")).to_have_value(LIMITED_MODEL, timeout=WAIT_MS)
-            for question in ("first question", "second question"):
-                page.get_by_label("Your message").fill(question)
-                page.get_by_role("button", name="Send").click()
-                answer = page.locator(".message.assistant").last
-                expect(answer).to_have_attribute("data-state", "done", timeout=WAIT_MS)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        context = browser.new_context()
+        context.route(re.compile(r"https://content-firebaseappcheck\.googleapis\.com/.*"), exchange)
+        context.route(re.compile(r"https://www\.google\.com/.*"), lambda route: route.abort())
+        context.add_init_script(
+            f"localStorage.setItem('chat.functionUrl', {enforcing_chat.url!r});"
+            f"localStorage.setItem('chat.appCheckDebugToken', {DEBUG_TOKEN!r});"
+        )
+        page = context.new_page()
+        page.on(
+            "request",
+            lambda r: (
+                sent.append((r.url, r.headers.get("x-firebase-appcheck")))
+                if r.url.startswith(enforcing_chat.url)
+                else None
+            ),
+        )
+        page.goto(page_server.url + "/")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        page.get_by_label("Email").fill("app-check-page@example.com")
+        page.get_by_label("Password").fill("correct horse 1")
+        page.get_by_role("button", name="Create account").click()
+        expect(page.get_by_label("Model")).to_have_value(LIMITED_MODEL, timeout=WAIT_MS)
+        for question in ("first question", "second question"):
+            page.get_by_label("Your message").fill(question)
+            page.get_by_role("button", name="Send").click()
+            answer = page.locator(".message.assistant").last
+            expect(answer).to_have_attribute("data-state", "done", timeout=WAIT_MS)
     calls = [(url, token) for url, token in sent if "/v1/" in url and token is not None]
     chat_tokens = [token for url, token in calls if url.endswith("/v1/chat/completions")]
     assert len(chat_tokens) == 2 and len(set(chat_tokens)) == 2  # a fresh limited-use token per call

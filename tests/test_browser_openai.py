@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Route, sync_playwright
+from playwright.sync_api import Browser, Route
 
 from tests.conftest import User
 from tests.standins.lago import FakeLago
+from tests.support.chromium import chromium
 from tests.support.processes import ROOT, FunctionServer
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 ALLOWED_ORIGIN = "http://localhost:5002"  # in the chat_server's CORS_ORIGINS
 OTHER_ORIGIN = "http://localhost:5999"  # not in it
@@ -37,12 +37,8 @@ def openai_bundle(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def run_in_page(

@@ -110,6 +110,15 @@ def firestore_client(firestore_emulator: FirestoreEmulator) -> Iterator[firestor
         client.close()
 
 
+@pytest.fixture(scope="module")
+def firestore_emulator_env(firestore_emulator: FirestoreEmulator) -> Iterator[None]:
+    """``FIRESTORE_EMULATOR_HOST`` in this process for the module, restored after it: the
+    library's own stores, made in the test process, find the emulator."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host)
+        yield
+
+
 @pytest.fixture(scope="session")
 def base_env(
     fake_llm: FakeOpenAI, fake_lago: FakeLago, auth_emulator: AuthEmulator, firestore_emulator: FirestoreEmulator

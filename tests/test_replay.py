@@ -24,22 +24,10 @@ from shared.outbox import Outbox  # noqa: E402
 from shared.replay import ReplayRun  # noqa: E402
 from tests.standins.lago import API_KEY, FakeLago  # noqa: E402
 from tests.support.outbox_seed import queued_event, seed_outbox  # noqa: E402
-from tests.support.processes import FirestoreEmulator  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def emulator_env(firestore_emulator: FirestoreEmulator) -> Iterator[None]:
-    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_emulator.host
-    yield
-    if previous is None:
-        os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-    else:
-        os.environ["FIRESTORE_EMULATOR_HOST"] = previous
 
 
 @pytest.fixture
-def project(emulator_env: None) -> str:
+def project(firestore_emulator_env: None) -> str:
     return f"demo-replay-{uuid.uuid4().hex[:8]}"
 
 

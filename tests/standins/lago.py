@@ -234,17 +234,24 @@ class FakeLago(StandIn):
             body["error_details"] = details
         request.send_json(400, body)
 
+    def _valid_body(self, request: Request, validator: Any) -> dict[str, Any] | None:
+        """The request's JSON if it is valid against Lago's schema; else a 400 was sent (None)."""
+        try:
+            body: dict[str, Any] = request.json()
+        except ValueError:
+            self._bad_request(request)
+            return None
+        errors = sorted(validator.iter_errors(body), key=str)
+        if errors:
+            self._bad_request(request, [e.message for e in errors])
+            return None
+        return body
+
     def _create_event(self, request: Request) -> None:
         if self._fault(request, self._next_step()):
             return
-        try:
-            body = request.json()
-        except ValueError:
-            self._bad_request(request)
-            return
-        errors = sorted(_VALIDATOR.iter_errors(body), key=str)
-        if errors:
-            self._bad_request(request, [e.message for e in errors])
+        body = self._valid_body(request, _VALIDATOR)
+        if body is None:
             return
         event = body["event"]
         self._slow_down([event])
@@ -267,14 +274,8 @@ class FakeLago(StandIn):
             self.batch_requests += 1
         if self._fault(request, self._next_step()):
             return
-        try:
-            body = request.json()
-        except ValueError:
-            self._bad_request(request)
-            return
-        errors = sorted(_BATCH_VALIDATOR.iter_errors(body), key=str)
-        if errors:
-            self._bad_request(request, [e.message for e in errors])
+        body = self._valid_body(request, _BATCH_VALIDATOR)
+        if body is None:
             return
         events: list[dict[str, Any]] = body["events"]
         if not events or len(events) > BATCH_MAX_LENGTH:

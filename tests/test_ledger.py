@@ -12,7 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.firestore_db import FirestoreDb
-from shared.ledger import Exchange, LeaseSettings, LedgerState, LedgerStore, SpendLeases, ledger_key, settle_exchange
+from shared.ledger import (
+    Exchange,
+    LeaseSettings,
+    LedgerState,
+    LedgerStore,
+    LocalLedgerStore,
+    SpendLeases,
+    ledger_key,
+    settle_exchange,
+)
 from tests.conftest import PROJECT_ID
 
 TTL = 120.0
@@ -83,22 +92,7 @@ def test_the_document_round_trips() -> None:
     assert LedgerState.from_dict(state.to_dict()) == state
 
 
-# --- instances spending through leases (the store in memory) -------------------------------
-
-
-class MemoryStore(LedgerStore):
-    """The same transactions on a dict, for the lease logic's properties."""
-
-    def __init__(self) -> None:
-        super().__init__("")
-        self.states: dict[str, LedgerState] = {}
-        self._mutex = threading.Lock()
-
-    def exchange(self, key: str, ask: Exchange, *, payer: str, period: str) -> float:
-        with self._mutex:
-            state = self.states.setdefault(key, LedgerState(baseline=ask.lago))
-            self.writes += 1
-            return settle_exchange(state, ask)
+# --- instances spending through leases (the store in memory: LocalLedgerStore) -----------
 
 
 @settings(max_examples=60, deadline=None)
@@ -111,7 +105,7 @@ class MemoryStore(LedgerStore):
 def test_worst_cases_let_through_never_pass_the_limit_whatever_the_interleaving(
     limit: int, calls: list[tuple[int, float, float, bool]]
 ) -> None:
-    store = MemoryStore()
+    store = LocalLedgerStore()
     clock = [0.0]
     instances = [SpendLeases(store, LeaseSettings(refusal_s=0), clock=lambda: clock[0]) for _ in range(4)]
     open_calls: list[tuple[int, str, float, float]] = []
@@ -132,13 +126,14 @@ def test_worst_cases_let_through_never_pass_the_limit_whatever_the_interleaving(
         let_through -= worst - real
     for leases in instances:
         leases.stop()
-    state = store.states[ledger_key("payer", "p")]
+    state = store.read(ledger_key("payer", "p"))
+    assert state is not None
     assert state.leased == 0
     assert state.reported == pytest.approx(let_through)
 
 
 def test_a_busy_instance_exchanges_its_slice_about_once_per_lease_period() -> None:
-    store = MemoryStore()
+    store = LocalLedgerStore()
     clock = [0.0]
     leases = SpendLeases(store, LeaseSettings(lease_s=2.0), clock=lambda: clock[0])
     for _ in range(50 * 20):  # 50 requests per second for 20 s, each worst case 0.2, real 0.05
@@ -187,7 +182,7 @@ def test_instances_sharing_firestore_never_let_more_than_the_limit_through(fires
 
 
 def test_a_call_that_fits_in_what_remains_is_not_refused_for_the_slice_it_asked() -> None:
-    store = MemoryStore()
+    store = LocalLedgerStore()
     leases = SpendLeases(store, LeaseSettings(refusal_s=0))
     first = leases.reserve("p", "x", 6.0, limit=10.0)  # a slice of 6 (half of 10 is less)
     assert first is not None

@@ -207,10 +207,16 @@ class FakeLago(StandIn):
         self.rate_limited += 1
         return f"429:{max(0.001, 1.0 - (now - start)):.3f}"
 
+    def _unauthorized(self, request: Request) -> bool:
+        """Lago's 401 for a request without this API key; True when it was sent."""
+        if request.headers.get("Authorization") == f"Bearer {self.api_key}":
+            return False
+        request.send_json(401, {"status": 401, "error": "Unauthorized"})
+        return True
+
     def _fault(self, request: Request, step: str | None) -> bool:
         """Answer with the planned fault (or auth failure); True when the request is answered."""
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            request.send_json(401, {"status": 401, "error": "Unauthorized"})
+        if self._unauthorized(request):
             return True
         if step is None:
             return False
@@ -324,8 +330,7 @@ class FakeLago(StandIn):
         with self._lock:
             self.account_requests.append(f"{request.method} {request.path}")
             step = self._account_plan.pop(0) if self._account_plan else None
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            request.send_json(401, {"status": 401, "error": "Unauthorized"})
+        if self._unauthorized(request):
             return True
         if step is None:
             return False

@@ -11,7 +11,7 @@ Two limits, each its own ledger:
 - the project's, per calendar month (UTC) across all payers: ``CHAT_PROJECT_BUDGET_CENTS``.
 
 Amounts are in cents of the model cost LiteLLM computes (the Lago plan is expected to price the
-``response_cost`` it receives at cost; see the README). Lago being unreachable does not stop
+``response_cost`` it receives at cost; see docs/security.md). Lago being unreachable does not stop
 chat: the ledger decides from the last usage it read (a payer never read falls back to the
 default limit and the calendar month). Firestore being unreachable does: a limit that cannot be
 checked answers 503 rather than let spending through.

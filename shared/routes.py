@@ -84,10 +84,9 @@ def responses(request: flask.Request, instance: Instance) -> flask.Response:
     )
 
 
-def _model_entry(model: str, instance: Instance) -> dict[str, object]:
-    public = instance.settings.public_id(model)
+def _model_entry(model_id: str, model: str, instance: Instance) -> dict[str, object]:
     return {
-        "id": public,
+        "id": model_id,
         "object": "model",
         "created": _STARTED,
         "owned_by": model.partition("/")[0] if "/" in model else "system",
@@ -97,11 +96,11 @@ def _model_entry(model: str, instance: Instance) -> dict[str, object]:
 
 
 def list_models(request: flask.Request, instance: Instance) -> flask.Response:
-    """``GET .../v1/models``: the allowed models (public ids where given), the default first, in
-    OpenAI's list shape."""
+    """``GET .../v1/models``: the ids ``CHAT_MODELS`` lists (public ids where given), the default
+    first, in OpenAI's list shape."""
     instance.sign_in.check(instance.verifier.verify_authorization(request.headers.get("Authorization")))
     instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
-    data = [_model_entry(model, instance) for model in instance.settings.chat_models]
+    data = [_model_entry(model_id, model, instance) for model_id, model in instance.settings.model_ids.items()]
     return json_response({"object": "list", "data": data})
 
 
@@ -115,7 +114,7 @@ def retrieve_model(request: flask.Request, instance: Instance) -> flask.Response
     if model is None:
         message = f"The model '{requested[:100]}' does not exist or you do not have access to it."
         raise ApiError(ErrorCode.MODEL_NOT_FOUND, message, param="model")
-    return json_response({**_model_entry(model, instance), "id": requested})
+    return json_response(_model_entry(requested, model, instance))
 
 
 def usage(request: flask.Request, instance: Instance) -> flask.Response:

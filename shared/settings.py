@@ -202,10 +202,11 @@ class Settings:
     """``REPLAY_INVOKER_EMAIL``: the one service account allowed to run the replay (the replay's
     own runtime account, whose OIDC token Cloud Scheduler sends). Required when deployed."""
     model_ids: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    """Public model ids, from ``CHAT_MODELS`` entries ``ID=MODEL`` (``gpt-4o-mini=openai/gpt-4o-mini``):
-    ID -> LiteLLM model. Clients may send either name (a client that strips a provider prefix, or
-    refuses one it does not know, sends the ID); ``/v1/models`` lists the ID; calls are billed
-    under the LiteLLM model."""
+    """Every id ``CHAT_MODELS`` lists, in its order -> its LiteLLM model: an entry ``ID=MODEL``
+    (``gpt-4o-mini=openai/gpt-4o-mini``) gives the model a public id, one ``MODEL`` lists the
+    model under its own name. ``/v1/models`` lists these ids; a client may send an id or the
+    LiteLLM name (a client that strips a provider prefix, or refuses one it does not know, sends
+    the id); calls are billed under the LiteLLM model."""
     model_prices: Mapping[str, ModelPrice] = field(default_factory=lambda: MappingProxyType({}))
     """``CHAT_MODEL_PRICES``: operator prices per model (JSON, US dollars per token; see
     ``shared/model_prices.py``), registered with LiteLLM at cold start."""
@@ -215,12 +216,10 @@ class Settings:
         return self.chat_models[0]
 
     def model_for(self, requested: str) -> str | None:
-        """The LiteLLM model a client's model name means (its own name or its public id), or None."""
-        return requested if requested in self.chat_models else self.model_ids.get(requested)
-
-    def public_id(self, model: str) -> str:
-        """What clients see as ``model``'s id: its public id if it has one, else its LiteLLM name."""
-        return next((public for public, target in self.model_ids.items() if target == model), model)
+        """The LiteLLM model a client's model name means (a listed id or a LiteLLM name), or None."""
+        if requested in self.model_ids:
+            return self.model_ids[requested]
+        return requested if requested in self.chat_models else None
 
     @property
     def prices_required(self) -> bool:
@@ -305,7 +304,7 @@ class Settings:
 
 
 def _chat_models(reader: _EnvReader) -> tuple[tuple[str, ...], dict[str, str]]:
-    """``CHAT_MODELS``: the LiteLLM models, and the public ids of those written ``ID=MODEL``."""
+    """``CHAT_MODELS``: the LiteLLM models, and every listed id with its model."""
     models: list[str] = []
     ids: dict[str, str] = {}
     for entry in reader.csv("CHAT_MODELS") or (DEFAULT_LOCAL_MODEL,):
@@ -315,10 +314,10 @@ def _chat_models(reader: _EnvReader) -> tuple[tuple[str, ...], dict[str, str]]:
         if not model or (sep and not public) or "=" in model:
             reader.errors.append(f"CHAT_MODELS entries are MODEL or ID=MODEL: {entry!r} is neither")
             continue
-        if public:
-            if public in ids:
-                reader.errors.append(f"CHAT_MODELS gives the id {public!r} twice")
-            ids[public] = model
+        public = public or model
+        if public in ids:
+            reader.errors.append(f"CHAT_MODELS lists the id {public!r} twice")
+        ids[public] = model
         if model not in models:
             models.append(model)
     clashes = sorted(public for public in ids if public in models and ids[public] != public)

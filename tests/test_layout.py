@@ -1,4 +1,4 @@
-"""The layering the README promises, read from the source (no imports run)."""
+"""The layering docs/layout.md promises, read from the source (no imports run)."""
 
 from __future__ import annotations
 

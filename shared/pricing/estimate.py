@@ -24,7 +24,7 @@ import litellm
 from litellm.litellm_core_utils.token_counter import estimate_image_tokens
 
 from ..chat_request import ChatRequest
-from .usage import CallUsage, cost_parts
+from .usage import CallUsage, cost_parts, priced
 
 # The tokenizer LiteLLM counts with for every model is OpenAI's; other providers' tokenizers cut
 # the same text into more tokens (the Claude tokenizer LiteLLM bundles: 7% more on this
@@ -193,3 +193,33 @@ def worst_case_cost(model: str, tokens: Estimate) -> float | None:
     if any(parts is None for parts in costs):
         return None
     return max(parts[0] for parts in costs if parts) + max(parts[1] for parts in costs if parts)
+
+
+def partial_usage(request: ChatRequest, sent: list[Any]) -> CallUsage:
+    """A stream cut before the provider's usage chunk, priced: the prompt at the estimate the
+    reservation used (never less), the completion as counted from the chunks sent. A model that
+    reasons unseen (``hides_reasoning``) may have spent its whole limit before the first chunk:
+    its completion counts at the limit."""
+    prompt = prompt_estimate(request)
+    limit = request.max_tokens * request.n
+    completion = limit if hides_reasoning(request) else min(_generated_tokens(request, sent), limit)
+    return priced(request.model, CallUsage(prompt, completion, partial=True))
+
+
+def hides_reasoning(request: ChatRequest) -> bool:
+    """Whether the model may bill reasoning tokens a stream does not show: OpenAI's reasoning
+    models and Gemini's thinking ones always may; Claude only thinks when asked (``reasoning_effort``)."""
+    try:
+        reasons = bool(litellm.supports_reasoning(model=request.model))
+    except Exception:  # noqa: BLE001 - a model LiteLLM does not know: no reasoning it could hide
+        return False
+    return reasons and (family(request.model) != "anthropic" or "reasoning_effort" in request.params)
+
+
+def _generated_tokens(request: ChatRequest, sent: list[Any]) -> int:
+    try:
+        rebuilt = litellm.stream_chunk_builder(sent)  # no messages: the prompt is ours to count
+        tokens = int(rebuilt.usage.completion_tokens)  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - chunks LiteLLM cannot rebuild: their bytes bound them
+        tokens = sum(_utf8_bytes([choice.delta.model_dump() for choice in chunk.choices]) for chunk in sent)
+    return tokens if family(request.model) == "openai" else math.ceil(tokens * OTHER_TOKENIZER_MARGIN)

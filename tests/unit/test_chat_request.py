@@ -33,11 +33,17 @@ def test_a_minimal_request_gets_the_default_model_and_the_token_cap() -> None:
     assert request.params == {"max_tokens": 100}
 
 
-def test_max_tokens_is_capped_by_the_setting_and_the_smaller_of_both_limits_wins() -> None:
+def test_max_tokens_is_capped_by_the_setting() -> None:
     assert parse(max_tokens=500).params["max_tokens"] == 100
-    both = parse(max_tokens=50, max_completion_tokens=20)
-    assert both.params == {"max_tokens": 50, "max_completion_tokens": 20}  # each as sent, capped
-    assert both.max_tokens == 20
+    assert parse(max_completion_tokens=20).max_tokens == 20
+
+
+def test_both_limits_at_once_are_refused_by_name() -> None:
+    # LiteLLM sends the provider the last one it reads: a reservation of max_tokens: 1 once
+    # let max_completion_tokens: 4096 through to OpenAI's reasoning models, Anthropic and Gemini.
+    with pytest.raises(ApiError, match="not both") as raised:
+        parse(max_tokens=1, max_completion_tokens=4096)
+    assert raised.value.param == "max_completion_tokens" and raised.value.code is ErrorCode.INVALID_REQUEST
 
 
 def test_sampling_parameters_and_stop_are_passed_on() -> None:

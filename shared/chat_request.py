@@ -70,7 +70,6 @@ def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object.")
     model = _model(body.get("model"), settings)
-    _check_depth(body)
     fields = check_fields(body, model)
     parts = _PartChecker(model)
     messages = _messages(body.get("messages"), settings.max_messages, parts)
@@ -140,6 +139,8 @@ def _json_body(raw: bytes) -> Any:
         digits = "digits" in str(error) and not isinstance(error, json.JSONDecodeError)
         message = "A number in the request body is too long (the limit is 4300 digits)." if digits else ""
         raise ApiError(ErrorCode.INVALID_JSON, message or "The request body is not valid JSON.") from None
+    if isinstance(body, dict):
+        _check_depth(body)  # before anything walks the body recursively (the encoder below, LiteLLM)
     try:
         # JSON's \ud800 escapes decode to lone surrogates, which no provider can be sent.
         json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -227,6 +227,8 @@ def _within_cross_field_rules(body: Any) -> bool:
         return True
     if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
         return False
+    if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
+        return False  # null counts as absent here, not in the document's schema
     for message in body["messages"]:
         if not isinstance(message, dict):
             return True

@@ -16,7 +16,9 @@ from shared.responses_api import ResponsesRequest, parse_responses_body, respons
 from shared.settings import Settings
 from tests.support.openai_spec import stream_event_violations, violations
 
-SETTINGS = Settings.from_env({"CHAT_MODELS": "openai/gpt-4o-mini,local/demo,mini=openai/gpt-4o-mini", "CHAT_MAX_TOKENS": "100"})
+SETTINGS = Settings.from_env(
+    {"CHAT_MODELS": "openai/gpt-4o-mini,local/demo,mini=openai/gpt-4o-mini", "CHAT_MAX_TOKENS": "100"}
+)
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
 
 

@@ -20,6 +20,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.conftest import DEFAULT_MODEL, User
+from tests.standins.lago import FakeLago
 from tests.standins.openai_llm import FakeOpenAI
 from tests.support.api import CHAT, ask
 from tests.support.openai_spec import stream_event_violations, violations
@@ -384,9 +385,11 @@ def test_response_errors_validate_against_openais_spec(chat_server: FunctionServ
 
 
 def test_a_response_stream_the_provider_cuts_ends_with_error_and_failed_events(
-    chat_server: FunctionServer, user: User
+    chat_server: FunctionServer, user: User, fake_lago: FakeLago
 ) -> None:
     events = response_stream_events(chat_server, user, {"input": "#words:10 #cut:3"})
+    [event] = fake_lago.events(user.uid)  # billed before the last event, as partial
+    assert event["properties"]["partial"] == "true" and event["transaction_id"] == events[0]["response"]["id"]
     assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
     assert [p for event in events for p in stream_event_violations(event)] == []
     assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == "word0 word1 word2 "

@@ -328,7 +328,7 @@ def test_answer_is_rendered_as_safe_markdown_with_copyable_code_and_its_cost(
 
 
 CODE_QUESTION = f"/echo To sort words by length:\n\n```python\n{CODE}\n```"
-CODE_TITLE = "/echo To sort words by length:"
+CODE_TITLE = "To sort words by length:"  # the /echo command is not part of the title
 
 
 def test_conversations_are_kept_reopened_after_a_reload_renamed_and_deleted(

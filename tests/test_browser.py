@@ -28,6 +28,7 @@ from tests.conftest import OPENAI_KEY
 from tests.standins.lago import API_KEY as LAGO_KEY
 from tests.standins.lago import FakeLago
 from tests.standins.openai_llm import TOOL_CALL, FakeOpenAI
+from tests.support.axe import axe_violations
 from tests.support.chromium import chromium
 from tests.support.emulator_suite import EmulatorSuite, local_settings
 from tests.support.processes import ROOT, FirestoreEmulator, FunctionServer
@@ -538,3 +539,188 @@ def test_page_fits_a_phone_width_screen(open_page) -> None:
     assert usage_box["y"] >= chat_box["y"] + chat_box["height"]  # stacked, not squeezed side by side
     ARTIFACTS.mkdir(exist_ok=True)
     chat.page.screenshot(path=str(ARTIFACTS / "chat-phone.png"), full_page=True)
+
+
+# --- accessibility: axe-core's WCAG A/AA rules, the keyboard, what a screen reader hears -------
+
+DESKTOP = {"width": 1100, "height": 720}
+PHONE = {"width": 390, "height": 844}
+WIDTHS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+TABLE_AND_CODE = f"""/echo ## Sorting
+
+| Word | Length |
+| --- | ---: |
+| pear | 4 |
+| fig | 3 |
+
+```python
+{CODE}
+```
+
+Pass a `key` function; see [the docs](https://docs.python.org/3/howto/sorting.html).
+"""
+
+
+def ask_for_an_error(chat: ChatPage) -> None:
+    """A question to a model the server does not allow: the API's error, shown in words."""
+    chat.page.evaluate(
+        "() => document.getElementById('model').add(new Option('openai/not-allowed', 'openai/not-allowed', true, true))"
+    )
+    chat.ask("hello")
+    expect(chat.page.locator("#chat-error")).to_contain_text("does not exist", timeout=WAIT_MS)
+
+
+@WIDTHS
+def test_axe_finds_no_wcag_violation_in_any_state_of_the_page(open_page, viewport: dict[str, int]) -> None:
+    chat = open_page(viewport=viewport)
+    page = chat.page
+    found: dict[str, list[str]] = {}
+    expect(page.get_by_role("button", name="Create account")).to_be_visible()
+    found["signed out"] = axe_violations(page)
+
+    page.get_by_label("Email").fill(chat.email)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.locator("#sign-in-error")).not_to_be_empty(timeout=WAIT_MS)
+    found["sign-in error"] = axe_violations(page)
+
+    chat.sign_up()
+    found["empty chat"] = axe_violations(page)
+
+    chat.ask(TABLE_AND_CODE)
+    chat.wait_answered()
+    expect(chat.answer.locator("table")).to_be_visible()
+    expect(chat.answer.locator("pre code .hljs-keyword").first).to_be_visible()  # highlight.js has loaded
+    found["an answer with a table and code"] = axe_violations(page)
+
+    for question in ("Second topic", "Third topic"):
+        page.get_by_role("button", name="New chat").click()
+        chat.ask(question)
+        chat.wait_answered()
+    expect(page.locator("#conversation-list li")).to_have_count(3)
+    page.locator("#conversation-list button.rename").first.click()
+    expect(page.get_by_label("New title")).to_be_focused()
+    found["three conversations, a rename open"] = axe_violations(page)
+    page.keyboard.press("Escape")
+
+    ask_for_an_error(chat)
+    found["an API error"] = axe_violations(page)
+
+    failing = {state: lines for state, lines in found.items() if lines}
+    assert not failing, "\n".join(f"{state}:\n  " + "\n  ".join(lines) for state, lines in failing.items())
+
+
+def focused(page: Page) -> str:
+    """The focused element as "tag#id.class" ("body" when focus was dropped)."""
+    return page.evaluate(
+        "() => { const e = document.activeElement;"
+        " return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + [...e.classList].map(c => '.' + c).join(''); }"
+    )
+
+
+def test_keyboard_focus_always_lands_where_the_user_goes_on(open_page) -> None:
+    chat = open_page()
+    page = chat.page
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.press("Shift+Tab")  # the skip link, first on the page, leads to the form
+    expect(page.locator("#skip")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Email")).to_be_focused()
+
+    # A wrong password: the error is shown and focus goes back to the field to correct.
+    page.keyboard.type(chat.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type("wrong password")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#sign-in-error")).not_to_be_empty(timeout=WAIT_MS)
+    assert focused(page) in ("input#email", "input#password")
+
+    # Signed up: the message box.
+    page.get_by_label("Password").fill("correct horse 1")
+    page.get_by_role("button", name="Create account").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Your message")).to_be_focused(timeout=WAIT_MS)
+    expect(page.get_by_label("Model")).to_have_value("local/demo", timeout=WAIT_MS)
+
+    # Send (which disables itself): the message box, while the answer streams and after it.
+    page.keyboard.type("Hello by keyboard")
+    page.get_by_role("button", name="Send").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Stop")).to_be_enabled()
+    assert focused(page) == "textarea#prompt"
+    chat.wait_answered()
+    assert focused(page) == "textarea#prompt"
+
+    # Stop (which disables itself): the Send button.
+    page.keyboard.type(LONG_QUESTION)
+    page.keyboard.press("Enter")
+    expect(chat.answer.locator(".text")).to_contain_text("You said: word0", timeout=WAIT_MS)
+    page.keyboard.press("Tab")  # the model picker and Send are disabled while it streams: Stop
+    expect(page.get_by_role("button", name="Stop")).to_be_focused()
+    page.keyboard.press("Enter")
+    chat.wait_answered("stopped")
+    expect(page.get_by_role("button", name="Send")).to_be_focused()
+
+    # Rename, by Enter and by Escape: back on the item's Rename button, also once Firestore has
+    # confirmed the new title (the list is repainted).
+    first_title = "Hello by keyboard"
+    page.get_by_role("button", name=f"Rename “{first_title}”").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("New title")).to_be_focused()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Renamed by keyboard")
+    page.keyboard.press("Enter")
+    renamed = page.get_by_role("button", name="Rename “Renamed by keyboard”")
+    expect(renamed).to_be_focused()
+    expect(page.locator("#conversation-list li[data-pending]")).to_have_count(0, timeout=WAIT_MS)
+    expect(renamed).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("New title")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(renamed).to_be_focused()
+
+    # The focus ring is seen: at least 3:1 against the page behind it (WCAG 1.4.11).
+    ring, behind = renamed.evaluate(
+        "e => [getComputedStyle(e).outlineColor, getComputedStyle(e.closest('.panel')).backgroundColor]"
+    )
+    assert contrast(ring, behind) >= 3, (ring, behind)
+
+
+def contrast(color: str, other: str) -> float:
+    """WCAG's contrast ratio of two opaque CSS rgb() colours."""
+
+    def luminance(css: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", css)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(color), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_screen_readers_hear_each_answer_once_when_it_is_complete(open_page) -> None:
+    chat = open_page().sign_up()
+    page = chat.page
+    assert page.evaluate("() => document.getElementById('messages').closest('[aria-live]')") is None
+    page.evaluate(
+        """() => {
+          window.announced = [];
+          const region = document.getElementById('announcer');
+          new MutationObserver(() => {
+            if (region.textContent.trim()) window.announced.push(region.textContent);
+          }).observe(region, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+    chat.ask(CODE_QUESTION)
+    expect(chat.answer.locator("pre code")).to_have_text(CODE, timeout=WAIT_MS)  # streamed in pieces
+    chat.wait_answered()
+    chat.ask("And one more")
+    chat.wait_answered()
+    announced = page.evaluate("() => window.announced")
+    assert announced == [
+        f"Answer: To sort words by length: {' '.join(CODE.split())}",  # no Copy, no cursor
+        "Answer: This is the local demo model. You said: And one more",
+    ]
+    assert page.locator("#announcer").get_attribute("aria-live") == "polite"

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, Route, expect
 
 from tests.conftest import OPENAI_KEY
 from tests.standins.lago import API_KEY as LAGO_KEY
@@ -41,6 +41,8 @@ MODELS = "local/demo,local/second"
 STAND_IN_MODEL = "openai/gpt-4o-mini"  # answered by the OpenAI-wire stand-in (direct_chat only)
 WAIT_MS = 30_000  # for one answer through the emulators on a busy 2-core machine
 LONG_QUESTION = " ".join(f"word{i}" for i in range(40))  # about 50 streamed pieces
+DESKTOP = {"width": 1100, "height": 720}
+PHONE = {"width": 390, "height": 844}
 
 
 def settings(fake_lago: FakeLago) -> dict[str, str]:
@@ -196,6 +198,9 @@ def test_sign_up_then_answer_streams_in_pieces_and_usage_updates(open_page, fake
     expect(page.locator("#who")).to_have_text(chat.email)
     assert page.get_by_label("Model").locator("option").all_inner_texts() == MODELS.split(",")
     expect(page.locator("#usage-body")).to_contain_text("No tokens used yet")
+    # A fresh account: its currency and billing period, from the subscription reading usage made.
+    period = r"\(\w{3} \d{1,2}, \d{4} – \w{3} \d{1,2}, \d{4}\)"
+    expect(page.locator("#usage-amount")).to_have_text(re.compile(rf"^\$0\.00 used this period {period}\.$"))
 
     chat.record_answer_states()
     chat.ask("Hello from the browser")
@@ -212,6 +217,11 @@ def test_sign_up_then_answer_streams_in_pieces_and_usage_updates(open_page, fake
     expect(row.locator(".requests")).to_have_text("1", timeout=WAIT_MS)
     first_tokens = int(row.locator(".tokens").inner_text().replace(",", ""))
     assert first_tokens > 0
+    # Lago counts whole cents; the answer cost a fraction of one: not "$0.00".
+    expect(page.locator("#usage-amount")).to_have_text(re.compile(rf"^Less than \$0\.01 used this period {period}\.$"))
+    expect(page.locator("#usage .note")).to_have_text(
+        "Usage is counted in whole cents; each answer shows its exact cost."
+    )
     expect(page.locator("#usage-budget")).to_contain_text("left")
 
     chat.ask("And a second question")
@@ -527,24 +537,117 @@ def test_console_never_shows_an_id_token(open_page) -> None:
 # --- layout ------------------------------------------------------------------------------------
 
 
-def test_page_fits_a_phone_width_screen(open_page) -> None:
-    chat = open_page(viewport={"width": 375, "height": 740}).sign_up()
-    chat.ask("Hello from a phone")
-    chat.wait_answered()
-    expect(chat.usage_row().locator(".requests")).to_have_text("1", timeout=WAIT_MS)
-    overflow = chat.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0
-    chat_box = chat.page.locator("#chat").bounding_box()
-    usage_box = chat.page.locator("#usage").bounding_box()
-    assert usage_box["y"] >= chat_box["y"] + chat_box["height"]  # stacked, not squeezed side by side
+def in_view(page: Page, locator: Locator) -> bool:
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return box is not None and size is not None and box["y"] >= 0 and box["y"] + box["height"] <= size["height"]
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_layout_holds_at_desktop_and_phone_width(open_page, width: str) -> None:
+    chat = open_page(viewport=DESKTOP if width == "desktop" else PHONE).sign_up()
+    page = chat.page
     ARTIFACTS.mkdir(exist_ok=True)
-    chat.page.screenshot(path=str(ARTIFACTS / "chat-phone.png"), full_page=True)
+
+    def screenshot(state: str) -> None:
+        page.screenshot(path=str(ARTIFACTS / f"layout-{width}-{state}.png"))
+
+    # An empty chat says what to do; the first message replaces the hint.
+    expect(page.locator("#chat-hint")).to_be_visible()
+    expect(page.locator("#chat-hint")).to_contain_text("Enter sends it")
+    screenshot("empty-chat")
+
+    # After a long answer the message box and Send are still in view, below the answer's end.
+    chat.ask("/echo " + "\n\n".join(f"Paragraph-{i}." for i in range(40)))
+    chat.wait_answered()
+    expect(page.locator("#chat-hint")).to_be_hidden()
+    assert in_view(page, page.get_by_label("Your message")) and in_view(page, page.get_by_role("button", name="Send"))
+    assert (
+        chat.answer.evaluate("e => e.getBoundingClientRect().bottom") <= page.locator("#composer").bounding_box()["y"]
+    )
+    screenshot("long-answer")
+    chat.answer.evaluate("e => e.scrollIntoView({block: 'start'})")  # reading it from the top: still there
+    assert in_view(page, page.get_by_label("Your message"))
+
+    # A code block's Copy button sits above the code, never over it; the title has no "/echo".
+    page.get_by_role("button", name="New chat").click()
+    chat.ask(CODE_QUESTION)
+    chat.wait_answered()
+    copy = chat.answer.get_by_role("button", name="Copy code (python)").bounding_box()
+    code = chat.answer.locator("pre code").bounding_box()
+    assert copy and code and copy["y"] + copy["height"] <= code["y"]
+    titles = page.locator("#conversation-list .open")
+    expect(titles).to_have_text([CODE_TITLE, "Paragraph-0."])
+
+    # The rename field takes the list's width, Save and Cancel under it.
+    page.get_by_role("button", name="New chat").click()
+    chat.ask("Third topic")
+    chat.wait_answered()
+    page.get_by_role("button", name=f"Rename “{CODE_TITLE}”").click()
+    field = page.get_by_label("New title")
+    list_box = page.locator("#conversation-list").bounding_box()
+    assert list_box and field.bounding_box()["width"] >= 0.85 * list_box["width"]
+    page.locator("#conversation-list").scroll_into_view_if_needed()
+    screenshot("rename")
+    page.keyboard.press("Escape")
+
+    # Three conversations: on a phone the list is a short scrolling box, and a cue says there is
+    # more below until it is scrolled to its end; on a desktop they all fit.
+    conversation_list = page.locator("#conversation-list")
+    cue = page.locator(".more-cue")
+    if width == "phone":
+        assert conversation_list.evaluate("e => e.scrollHeight > e.clientHeight")
+        expect(cue).to_be_visible()
+        conversation_list.evaluate("e => e.scrollTo(0, e.scrollHeight)")
+        expect(cue).to_be_hidden()
+        # Stacked, not squeezed side by side, and nothing wider than the screen.
+        chat_box, usage_box = page.locator("#chat").bounding_box(), page.locator("#usage").bounding_box()
+        assert chat_box and usage_box and usage_box["y"] >= chat_box["y"] + chat_box["height"]
+    else:
+        expect(cue).to_be_hidden()
+    assert page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.evaluate("() => scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / f"layout-{width}-page.png"), full_page=True)
+
+
+def test_stop_under_the_emulators_says_the_answer_is_billed_whole(open_page, fake_lago: FakeLago) -> None:
+    chat = open_page().sign_up()  # through Hosting's rewrite: the Functions emulator
+    chat.ask(LONG_QUESTION)
+    expect(chat.answer.locator(".text")).to_contain_text("You said: word0", timeout=WAIT_MS)
+    chat.page.get_by_role("button", name="Stop").click()
+    chat.wait_answered("stopped")
+    expect(chat.page.locator("#status")).to_have_text(
+        "Stopped. Under the emulators the answer still runs to its end and is billed whole."
+    )
+    [event] = fake_lago.wait_for_events(uid_of(fake_lago, chat.email), 1)
+    assert "partial" not in event["properties"]  # what the page said: the whole answer
+
+
+def test_each_question_has_its_own_idempotency_key_and_its_retry_the_same(open_page) -> None:
+    chat = open_page().sign_up()
+    keys: list[str | None] = []
+    refused = False
+
+    def first_refused(route: Route) -> None:
+        nonlocal refused
+        keys.append(route.request.headers.get("idempotency-key"))
+        if refused:
+            route.continue_()
+        else:  # as if the ID token had been revoked: the page refreshes it and sends again
+            refused = True
+            route.fulfill(status=401, json={"error": {"message": "expired", "code": "invalid_api_key"}})
+
+    chat.page.route("**/v1/chat/completions", first_refused)
+    chat.ask("first question")
+    chat.wait_answered()
+    chat.ask("second question")
+    chat.wait_answered()
+    assert len(keys) == 3 and keys[0] == keys[1] != keys[2]
+    assert all(uuid.UUID(key or "").version == 4 for key in keys)
 
 
 # --- accessibility: axe-core's WCAG A/AA rules, the keyboard, what a screen reader hears -------
 
-DESKTOP = {"width": 1100, "height": 720}
-PHONE = {"width": 390, "height": 844}
 WIDTHS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 TABLE_AND_CODE = f"""/echo ## Sorting
 

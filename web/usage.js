@@ -35,6 +35,9 @@ export class UsagePanel {
 
 function paintUsage(usage) {
   const parts = [el("p", amountLine(usage), { id: "usage-amount" })];
+  if (usage.amount_cents === 0 && usage.models.some((m) => Number(m.tokens) > 0)) {
+    parts.push(el("p", "Usage is counted in whole cents; each answer shows its exact cost.", { class: "note" }));
+  }
   if (usage.budget) {
     const { limit_cents: limit, remaining_cents: remaining } = usage.budget;
     const line = `Budget ${money(limit, usage.currency)}: ${money(Math.max(remaining, 0), usage.currency)} left.`;
@@ -45,15 +48,12 @@ function paintUsage(usage) {
 }
 
 // Lago keeps usage in whole cents while an answer costs fractions of one: below a cent the panel
-// says so rather than "$0.00", and each answer shows its own cost.
+// says "less than" rather than "$0.00" (and a note says why).
 function amountLine({ amount_cents: cents, currency, period, models }) {
   const [from, to] = [day(period?.from), day(period?.to)];
   const when = from && to ? ` (${from} – ${to})` : "";
   if (!currency && !cents) return "Nothing used yet."; // a user Lago has no subscription for yet
-  const used = models.some((m) => Number(m.tokens) > 0);
-  if (cents === 0 && used) {
-    return `Less than ${money(1, currency)} used this period${when}. Usage is counted in whole cents; each answer shows its own cost.`;
-  }
+  if (cents === 0 && models.some((m) => Number(m.tokens) > 0)) return `Less than ${money(1, currency)} used this period${when}.`;
   return `${money(cents, currency)} used this period${when}.`;
 }
 

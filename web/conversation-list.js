@@ -17,10 +17,18 @@ export class ConversationList {
   paint(list = this.list, currentId = this.currentId) {
     this.list = list;
     this.currentId = currentId;
-    const focused = this.focusedControl(); // a repaint replaces the buttons: focus moves to the new ones
+    // A repaint replaces the items: focus goes to the new item's same button, or back to the
+    // title being edited (its form is moved, which blurs it), where the user left the caret.
+    const focused = this.focusedControl();
+    const editing = this.renaming?.form.contains(document.activeElement) ? document.activeElement : null;
+    const caret = editing?.tagName === "INPUT" ? [editing.selectionStart, editing.selectionEnd] : null;
     ui.conversationList.replaceChildren(...list.map((conversation) => this.item(conversation)));
     ui.conversationsEmpty.hidden = list.length > 0;
     if (focused) this.focus(focused.id, focused.control);
+    if (editing?.isConnected) {
+      editing.focus();
+      if (caret) editing.setSelectionRange(...caret);
+    }
     this.showScrollCue();
   }
 

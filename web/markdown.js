@@ -6,9 +6,11 @@
 import DOMPurify from "dompurify";
 import { Marked } from "marked";
 
-// highlight.js (code-highlight.js) once loaded; until then code blocks render plain.
+// highlight.js (code-highlight.js) once loaded; until then code blocks render plain, and the
+// answers that have code wait to be rendered again (one repaint each, however often they asked).
 let highlighter = null;
 let loadingHighlighter = null;
+const waitingForHighlighter = new Map(); // rendered answer -> its repaint
 
 const escapeHtml = (text) =>
   text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -65,8 +67,15 @@ export function renderMarkdown(text) {
  */
 export function highlightCode(rendered, repaint) {
   if (highlighter || !rendered.querySelector("pre code")) return;
-  loadingHighlighter ||= import("./code-highlight.js").then((module) => (highlighter = module));
-  loadingHighlighter.then(repaint, () => {}); // not loaded (offline): the code stays plain
+  waitingForHighlighter.set(rendered, repaint);
+  loadingHighlighter ||= import("./code-highlight.js").then(
+    (module) => {
+      highlighter = module;
+      for (const waiting of waitingForHighlighter.values()) waiting();
+      waitingForHighlighter.clear();
+    },
+    () => (loadingHighlighter = null), // not loaded (offline, say): plain code; the next one tries again
+  );
 }
 
 // A bar above the code with its language and a Copy button: never over the code's text.

@@ -108,6 +108,9 @@ class ChatService:
         if self.accounts is None:
             raise ApiError(ErrorCode.UNAVAILABLE, "Usage is not available: billing is not configured.")
         payer = self.billing.payer_for(caller)
+        # A new user's subscription is made here too (once, as the first chat would): until it
+        # exists Lago has no period or currency to report, only a 404.
+        self.accounts.provision(payer, caller)
         # The usage view shows what was just billed: a fresh read (bounded by the read deadline),
         # the cached figure only when Lago cannot answer in time.
         account = self.accounts.account(payer, fresh=True)

@@ -120,6 +120,7 @@ def retrieve_model(request: flask.Request, instance: Instance) -> flask.Response
 def usage(request: flask.Request, instance: Instance) -> flask.Response:
     """``GET``: the caller's usage in the current billing period, and their budget."""
     caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
+    instance.sign_in.check(caller)
     instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
     return json_response(instance.chat.usage(caller))
 

@@ -5,7 +5,7 @@ import js from "@eslint/js";
 import globals from "globals";
 
 export default [
-  { ignores: ["node_modules/", "build/", "public/js/", "test-artifacts/", "bench/.proxy-venv/"] },
+  { ignores: ["node_modules/", ".venv/", "build/", "public/js/", "test-artifacts/", "bench/.proxy-venv/"] },
   js.configs.recommended,
   {
     linterOptions: { reportUnusedDisableDirectives: "error" },

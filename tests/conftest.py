@@ -240,7 +240,9 @@ def app_check_keys() -> Iterator[FakeAppCheck]:
 ANTHROPIC_MODEL = "anthropic/claude-sonnet-4-5"
 GEMINI_MODEL = "gemini/gemini-2.5-flash"
 VERTEX_MODEL = "vertex_ai/gemini-2.5-flash"
-PROVIDER_MODELS = (ANTHROPIC_MODEL, GEMINI_MODEL, VERTEX_MODEL)
+LONG_CONTEXT_MODEL = "gemini/gemini-2.5-pro"  # its prompts past 200K tokens cost more per token
+PROVIDER_MODELS = (ANTHROPIC_MODEL, GEMINI_MODEL, VERTEX_MODEL, LONG_CONTEXT_MODEL)
+PROVIDER_MAX_BODY_BYTES = 2 * 1024 * 1024  # room for a prompt past Gemini's 200K-token tier
 VERTEX_LOCATION = "us-central1"
 
 
@@ -294,7 +296,9 @@ def provider_env(
 @pytest.fixture(scope="module")
 def provider_server(function_server: Callable[..., FunctionServer], provider_env: dict[str, str]) -> FunctionServer:
     """A chat server whose models are ``PROVIDER_MODELS``, each through its provider's stand-in."""
-    return function_server(CHAT_MODELS=",".join(PROVIDER_MODELS), **provider_env)
+    return function_server(
+        CHAT_MODELS=",".join(PROVIDER_MODELS), CHAT_MAX_BODY_BYTES=str(PROVIDER_MAX_BODY_BYTES), **provider_env
+    )
 
 
 PRICED_MODELS = f"{DEFAULT_MODEL},local/demo"  # base_env's models less the unpriced one

@@ -39,7 +39,15 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.conftest import ANTHROPIC_MODEL, GEMINI_MODEL, PROJECT_ID, VERTEX_LOCATION, VERTEX_MODEL, User
+from tests.conftest import (
+    ANTHROPIC_MODEL,
+    GEMINI_MODEL,
+    LONG_CONTEXT_MODEL,
+    PROJECT_ID,
+    VERTEX_LOCATION,
+    VERTEX_MODEL,
+    User,
+)
 from tests.standins.anthropic_llm import FakeAnthropic
 from tests.standins.gemini_llm import FakeGemini
 from tests.standins.google_oauth import FakeGoogleOAuth
@@ -102,6 +110,8 @@ def published_price(model: str, usage: dict[str, Any]) -> float:
             + usage["output_tokens"] * rate["output"]  # thinking included
         )
     else:  # Gemini, AI Studio or Vertex AI: cached tokens are part of the prompt count
+        if usage["promptTokenCount"] > rate.get("long_context_above", math.inf):
+            rate = {name: rate[f"{name}_long_context"] for name in ("input", "cache_read", "output")}
         cached = usage.get("cachedContentTokenCount", 0)
         output = usage.get("candidatesTokenCount", 0) + usage.get("thoughtsTokenCount", 0)
         per_million = (usage["promptTokenCount"] - cached) * rate["input"] + cached * rate["cache_read"]
@@ -175,6 +185,11 @@ def test_published_prices_are_those_of_the_pages_cited() -> None:
     assert published_price(GEMINI_MODEL, {**usage, "thoughtsTokenCount": 40}) == pytest.approx(
         (1006 * 0.3 + 2000 * 0.03 + 52 * 2.5) / 1e6
     )
+    assert published_price(LONG_CONTEXT_MODEL, {**usage, "thoughtsTokenCount": 40}) == pytest.approx(
+        (1006 * 1.25 + 2000 * 0.125 + 52 * 10) / 1e6
+    )
+    usage = {"promptTokenCount": 200_001, "cachedContentTokenCount": 1, "candidatesTokenCount": 2}
+    assert published_price(LONG_CONTEXT_MODEL, usage) == pytest.approx((200_000 * 2.5 + 1 * 0.25 + 2 * 15) / 1e6)
 
 
 # --- calling the function -----------------------------------------------------------------------
@@ -186,9 +201,9 @@ def new_marker() -> str:
     return f"run-{uuid.uuid4().hex}"
 
 
-def prompt(provider: Provider, marker: str, *extra: str) -> str:
-    """A prompt for ``provider``'s usage: ``PROMPT_WORDS`` words, the directives, the marker."""
-    return " ".join(["hello"] * PROMPT_WORDS + [provider.usage, *extra, marker])
+def prompt(provider: Provider, marker: str, *extra: str, words: int = PROMPT_WORDS) -> str:
+    """A prompt for ``provider``'s usage: ``words`` words, the directives, the marker."""
+    return " ".join(["hello"] * words + [provider.usage, *extra, marker])
 
 
 def body_for(provider: Provider, text: str, **extra: Any) -> dict[str, Any]:
@@ -491,4 +506,35 @@ def test_stream_failing_midway_is_billed_for_what_the_provider_reported(
     assert not out_of_bounds and len(billed) == 1, (
         f"{len(out_of_bounds)} of {FAILED_REPETITIONS} partial bills outside [{at_least!r}, {at_most!r}]"
         f" (the reported prompt and the output sent, up to the whole stream); billed {dict(billed)}"
+    )
+
+
+LONG_PROMPT_WORDS = 205_000  # past Gemini 2.5 Pro's 200K-token tier (about 1.2 MB of request)
+LONG_CONTEXT_STREAMS = 5
+
+
+def test_prompt_past_the_long_context_tier_is_billed_at_its_rates(
+    fake_gemini: FakeGemini, provider_server: FunctionServer, fake_lago: FakeLago, user: User, client: httpx.Client
+) -> None:
+    """Gemini 2.5 Pro bills every token of a prompt over 200K tokens at its long-context rates."""
+    provider = Provider("gemini", LONG_CONTEXT_MODEL, f"#cached:100000 #think:{THINKING} #words:{ANSWER}", 100_000, 0)
+    marker = new_marker()
+    body = body_for(provider, prompt(provider, marker, words=LONG_PROMPT_WORDS))
+    response = chat(provider_server, user, body, timeout=60)
+    assert response.status_code == 200, response.text
+    answers = [(response.json()["id"], response.json()["usage"])]
+    for _ in range(LONG_CONTEXT_STREAMS):
+        streamed = stream(client, provider_server, user, body)
+        answers.append((streamed.call_id, streamed.usage or {}))
+    calls = the_calls(fake_gemini, marker, 1 + LONG_CONTEXT_STREAMS)
+    assert all(call.usage["promptTokenCount"] > PRICES[LONG_CONTEXT_MODEL]["long_context_above"] for call in calls)
+    events = events_by_id(fake_lago, user.uid)
+    billed = [(events[call_id]["properties"].get("response_cost"), usage.get("cost")) for call_id, usage in answers]
+    prices = [published_price(LONG_CONTEXT_MODEL, call.usage) for call in calls]
+    wrong = sum(
+        not (same_money(event_cost, price) and same_money(shown, price))
+        for (event_cost, shown), price in zip(billed, prices, strict=True)
+    )
+    assert wrong == 0, (
+        f"{wrong} of {len(billed)} calls (JSON first) billed (Lago, usage.cost) {billed}, published {prices}"
     )

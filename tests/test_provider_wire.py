@@ -331,7 +331,24 @@ def test_vertex_ai_is_called_with_the_service_accounts_own_token(
     assert call.path == (
         f"/v1/projects/{PROJECT_ID}/locations/{VERTEX_LOCATION}/publishers/google/models/gemini-2.5-flash:generateContent"
     )
-    assert google_oauth.grants >= 1 and not google_oauth.refused
+    assert google_oauth.grants >= 1
+
+
+def test_no_provider_secret_reaches_the_logs_or_the_answers(
+    provider_server: FunctionServer, provider_env: dict[str, str], user: User
+) -> None:
+    texts = []
+    for provider in PROVIDERS.values():
+        for extra in ("", "#status:500", "#status:401"):  # answered, and the provider's failures
+            response = chat(provider_server, user, body_for(provider, prompt(provider, new_marker(), extra)))
+            texts.append(response.text)
+    credential = json.loads(Path(provider_env["GOOGLE_APPLICATION_CREDENTIALS"]).read_text())
+    secrets = [provider_env["ANTHROPIC_API_KEY"], provider_env["GEMINI_API_KEY"], "ya29.test-"]
+    secrets += [credential["private_key_id"], credential["private_key"].splitlines()[1]]
+    logs = provider_server.logs()
+    assert "llm_call_failed" in logs
+    for secret in secrets:
+        assert secret not in logs and not any(secret in text for text in texts)
 
 
 def test_stand_ins_refuse_what_the_providers_refuse(

@@ -479,7 +479,7 @@ def test_streams_are_billed_at_the_published_price_every_time(
     ("provider_name", "failure"),
     [("anthropic", "cut"), ("anthropic", "error"), ("gemini", "cut"), ("vertex_ai", "cut")],
 )
-def test_stream_failing_midway_is_billed_for_what_the_provider_reported(
+def test_stream_failing_midway_bills_the_prompt_the_provider_reported(
     provider_name: str,
     failure: str,
     fake_anthropic: FakeAnthropic,
@@ -489,9 +489,12 @@ def test_stream_failing_midway_is_billed_for_what_the_provider_reported(
     user: User,
     client: httpx.Client,
 ) -> None:
-    """The provider charges for the prompt it reported (cache reads and writes at their prices)
-    and the output it produced before failing: the partial bill is at least that, at most what
-    the whole stream would have cost, and the same in every repetition."""
+    """Before failing, the provider reported the prompt's usage (Anthropic in ``message_start``,
+    Gemini in every chunk's ``usageMetadata``; LiteLLM's stream keeps those chunks). The partial
+    bill carries that prompt as reported, cache reads and writes included, and prices it at the
+    published rates. The output is not reported before the end, and thinking the stream does not
+    show in full may exceed what it showed: it counts at least what was streamed and at most the
+    limit the provider was given. The same bill in every repetition."""
     provider = PROVIDERS[provider_name]
     stand_in = fake_anthropic if provider_name == "anthropic" else fake_gemini
     marker = new_marker()
@@ -504,26 +507,36 @@ def test_stream_failing_midway_is_billed_for_what_the_provider_reported(
     runs = list(zip(answers, the_calls(stand_in, marker, FAILED_REPETITIONS), strict=True))
     events = events_by_id(fake_lago, user.uid)
     assert len(events) == FAILED_REPETITIONS
-    billed = collections.Counter[float]()
-    out_of_bounds = []
+    prompt_side = ("prompt_tokens", "cached_tokens", "cache_creation_tokens")
+    bills, wrong = collections.Counter[str](), []
     for streamed, call in runs:
         assert not call.completed
-        at_least = published_price(
-            provider.model, with_output(provider.model, call.usage, thinking=THINKING, text=CUT_AFTER)
-        )
-        at_most = published_price(
-            provider.model, with_output(provider.model, call.usage, thinking=THINKING, text=ANSWER)
-        )
         properties = events[streamed.call_id]["properties"]
         assert properties.get("partial") == "true"
-        cost = properties.get("response_cost")
-        billed[cost] += 1
-        if not (isinstance(cost, float) and at_least * (1 - 1e-9) <= cost <= at_most * (1 + 1e-9)):
-            out_of_bounds.append(cost)
-    assert not out_of_bounds and len(billed) == 1, (
-        f"{len(out_of_bounds)} of {FAILED_REPETITIONS} partial bills outside [{at_least!r}, {at_most!r}]"
-        f" (the reported prompt and the output sent, up to the whole stream); billed {dict(billed)}"
+        reported = breakdown(provider.model, call.usage)
+        carried = {name: properties.get(name, 0 if reported[name] == 0 else None) for name in prompt_side}
+        completion, cost = properties.get("completion_tokens"), properties.get("response_cost")
+        bills[f"{carried} completion_tokens={completion} response_cost={cost}"] += 1
+        seen, limit = THINKING + CUT_AFTER, output_limit(call)
+        ok = carried == {name: reported[name] for name in prompt_side} and isinstance(completion, int)
+        ok = ok and seen <= completion <= limit
+        priced = published_price(provider.model, with_output(provider.model, call.usage, thinking=0, text=completion))
+        if not (ok and same_money(cost, priced)):
+            wrong.append(f"expected { ({n: reported[n] for n in prompt_side}) }, completion in [{seen}, {limit}]")
+    assert not wrong and len(bills) == 1, (
+        f"{len(wrong)} of {FAILED_REPETITIONS} partial bills off ({wrong[:1]}, each priced at the published"
+        f" rates): billed {dict(bills)}"
     )
+
+
+def output_limit(call: Call) -> int:
+    """The output limit that reached the provider (its own field's name)."""
+    if "max_tokens" in call.body:
+        return int(call.body["max_tokens"])
+    config = call.body.get("generationConfig") or call.body.get("generation_config") or {}
+    limit = config.get("maxOutputTokens", config.get("max_output_tokens"))
+    assert isinstance(limit, int), f"no output limit reached the provider: {config}"
+    return limit
 
 
 LONG_PROMPT_WORDS = 205_000  # past Gemini 2.5 Pro's 200K-token tier (about 1.2 MB of request)

@@ -12,9 +12,9 @@ LiteLLM's cost map: LiteLLM's own cost code has had provider-specific errors in 
 Each stream is repeated ``REPETITIONS`` (100) times, the same bytes every time: LiteLLM runs its
 success callback on another thread after a stream ends, and a price that depends on which
 thread finishes first shows up only some of the time. A stream that fails midway (the connection
-closes mid-body, or Anthropic's ``overloaded_error`` event) is billed for what the provider
-reported before the failure: never less than that, never more than the whole stream would have
-cost, the same in each of ``FAILED_REPETITIONS`` runs.
+closes mid-body, or Anthropic's ``overloaded_error`` event) is billed for the prompt the provider
+reported before the failure, at its published rates, and for at least the output streamed (at
+most the limit the provider was given), the same in each of ``FAILED_REPETITIONS`` runs.
 
 Before issue 24's pricing lands, the JSON prices pass and the streamed and partial ones fail (the
 handler's fallback prices prompt and completion tokens at the plain input and output rates).
@@ -522,7 +522,8 @@ def test_stream_failing_midway_bills_the_prompt_the_provider_reported(
         ok = ok and seen <= completion <= limit
         priced = published_price(provider.model, with_output(provider.model, call.usage, thinking=0, text=completion))
         if not (ok and same_money(cost, priced)):
-            wrong.append(f"expected { ({n: reported[n] for n in prompt_side}) }, completion in [{seen}, {limit}]")
+            expected = {name: reported[name] for name in prompt_side}
+            wrong.append(f"expected {expected}, completion_tokens in [{seen}, {limit}], priced as {priced!r}")
     assert not wrong and len(bills) == 1, (
         f"{len(wrong)} of {FAILED_REPETITIONS} partial bills off ({wrong[:1]}, each priced at the published"
         f" rates): billed {dict(bills)}"

@@ -1,7 +1,8 @@
 """Spending limits for the current billing period, enforced before the model is called.
 
-Each call reserves its worst case (prompt tokens and ``max_tokens`` at the model's price) and
-settles its real cost when it is billed. The reservation is made against the shared ledger
+Each call reserves its worst case (``pricing.estimate.worst_case_cost``: the estimated prompt
+and the completion limit at the dearest rates they can be billed at) and settles its real cost
+when it is billed. The reservation is made against the shared ledger
 (``ledger.py``: Firestore, the same figure on every instance, spent through leased slices), so
 the limit holds exactly across instances: see that module for why and at what cost.
 
@@ -10,8 +11,8 @@ Two limits, each its own ledger:
   ``chat_budget_cents`` metadata in Lago; reconciled with Lago's current usage;
 - the project's, per calendar month (UTC) across all payers: ``CHAT_PROJECT_BUDGET_CENTS``.
 
-Amounts are in cents of the model cost LiteLLM computes (the Lago plan is expected to price the
-``response_cost`` it receives at cost; see the README). Lago being unreachable does not stop
+Amounts are in cents of the model cost ``pricing`` computes (the Lago plan is expected to price the
+``response_cost`` it receives at cost; see docs/security.md). Lago being unreachable does not stop
 chat: the ledger decides from the last usage it read (a payer never read falls back to the
 default limit and the calendar month). Firestore being unreachable does: a limit that cannot be
 checked answers 503 rather than let spending through.
@@ -21,44 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import threading
-from collections.abc import Callable
 
-from .billing_event import price
 from .errors import ApiError, ErrorCode
 from .lago_accounts import LagoAccounts
 from .ledger import SpendLeases
 from .logs import log, uid_hash
+from .reservation import NO_RESERVATION, Reservation
 
 PROJECT_PAYER = "__project__"  # not a Firebase uid (those are 28 characters of [A-Za-z0-9])
-
-
-class Reservation:
-    """A call's holds (budget, rate limits) kept until ``settle`` with the call's real cost."""
-
-    def __init__(self, release: Callable[[float], None] | None = None) -> None:
-        self._release = release
-        self._lock = threading.Lock()
-
-    def settle(self, actual_cents: float) -> None:
-        with self._lock:
-            release, self._release = self._release, None
-        if release is not None:
-            release(actual_cents)
-
-    def then(self, other: Reservation) -> Reservation:
-        """One reservation that settles both."""
-
-        def both(actual: float) -> None:
-            try:
-                self.settle(actual)
-            finally:
-                other.settle(actual)
-
-        return Reservation(both)
-
-
-NO_RESERVATION = Reservation(None)
 
 
 def calendar_month(now: dt.datetime | None = None) -> str:
@@ -83,13 +54,10 @@ class BudgetGuard:
         self._project_limit = project_limit_cents
         self._project_logged = False
 
-    def reserve(
-        self, payer: str, model: str, prompt_tokens: int, max_tokens: int, cap_cents: int | None = None
-    ) -> Reservation:
-        """Hold the call's worst case, or raise a 402 naming the limit that is reached.
-
-        ``cap_cents`` lowers the payer's limit for this call (a new account's smaller budget)."""
-        estimate = (price(model, prompt_tokens, max_tokens) or 0.0) * 100
+    def reserve(self, payer: str, estimate: float, cap_cents: int | None = None) -> Reservation:
+        """Hold ``estimate`` (the call's worst case, in cents), or raise a 402 naming the limit
+        that is reached. ``cap_cents`` lowers the payer's limit for this call (a new account's
+        smaller budget)."""
         try:
             payer_hold = self._reserve_payer(payer, estimate, cap_cents)
             try:

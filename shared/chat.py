@@ -16,26 +16,44 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-
-import litellm
 
 from . import llm
 from .auth import Caller
 from .billing import Billing, RequestBilling
-from .billing_event import CallUsage, usage_from_response
-from .budget import NO_RESERVATION, BudgetGuard, Reservation
-from .chat_request import ChatRequest, worst_case_tokens
+from .billing_event import CallContext
+from .budget import BudgetGuard
+from .chat_request import ChatRequest
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
-from .llm import CallContext
 from .logs import log
-from .rate_limits import Permit, RateLimits, set_answer_headers
+from .pricing.estimate import estimate, partial_usage, worst_case_cost
+from .pricing.usage import CallUsage
+from .rate_limits import Permit, RateLimits
+from .reservation import NO_RESERVATION, Reservation
 from .secret_env import SecretRetry
 from .shutdown import SHUTDOWN
 
 # The error event that ends a stream the instance's shutdown cut short (its sent part is billed).
 SHUTTING_DOWN = ApiError(ErrorCode.UNAVAILABLE, "The server is shutting down; the answer was cut short. Retry it.")
+
+
+@dataclass(frozen=True)
+class JsonAnswer:
+    """A ``chat.completion`` body, billed, and the headers it goes out with (``x-ratelimit-*``)."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamAnswer:
+    """A started stream: the call's id, its SSE lines (billed before the last), its headers."""
+
+    call_id: str
+    lines: Iterator[str]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class ChatService:
@@ -71,19 +89,27 @@ class ChatService:
         self._billing_retry = billing_retry  # Lago's secrets, read again by requests until they are
         self._timeout_s = llm_timeout_s
 
-    def complete(self, request: ChatRequest, caller: Caller) -> dict[str, Any]:
+    def complete(self, request: ChatRequest, caller: Caller) -> JsonAnswer:
         """A ``chat.completion`` body; the call is billed before this returns."""
-        return complete_json(request, self._prepare(request, caller), self._timeout_s)
+        billing, headers = self._prepare(request, caller)
+        with _answer_headers_on_error(headers):
+            return JsonAnswer(complete_json(request, billing, self._timeout_s), headers)
 
-    def stream(self, request: ChatRequest, caller: Caller) -> tuple[str, Iterator[str]]:
+    def stream(self, request: ChatRequest, caller: Caller) -> StreamAnswer:
         """The call's id and its SSE lines; errors before the first byte raise ``ApiError``."""
-        return open_event_stream(request, self._prepare(request, caller), self._timeout_s)
+        billing, headers = self._prepare(request, caller)
+        with _answer_headers_on_error(headers):
+            call_id, lines = open_event_stream(request, billing, self._timeout_s)
+        return StreamAnswer(call_id, lines, headers)
 
     def usage(self, caller: Caller) -> dict[str, Any]:
         """The payer's usage in the current billing period, and its budget (the usage view's body)."""
         if self.accounts is None:
             raise ApiError(ErrorCode.UNAVAILABLE, "Usage is not available: billing is not configured.")
         payer = self.billing.payer_for(caller)
+        # A new user's subscription is made here too (once, as the first chat would): until it
+        # exists Lago has no period or currency to report, only a 404.
+        self.accounts.provision(payer, caller)
         # The usage view shows what was just billed: a fresh read (bounded by the read deadline),
         # the cached figure only when Lago cannot answer in time.
         account = self.accounts.account(payer, fresh=True)
@@ -101,8 +127,10 @@ class ChatService:
             headers={"Retry-After": str(self._billing_retry.retry_after_s())},
         )
 
-    def _prepare(self, request: ChatRequest, caller: Caller) -> RequestBilling:
-        """Refuse what cannot be served or billed, then provision the payer and hold its budget."""
+    def _prepare(self, request: ChatRequest, caller: Caller) -> tuple[RequestBilling, dict[str, str]]:
+        """Refuse what cannot be served or billed, then provision the payer and hold its budget.
+
+        Also returns the rate limits' ``x-ratelimit-*`` headers, which every answer carries."""
         if self._unreported:
             self._report_unavailable_models()
         if self._require_billing and not self.billing.enabled:
@@ -114,21 +142,26 @@ class ChatService:
         if self.limits is None and self.budget is None:
             if self.accounts is not None:
                 self.accounts.provision(billing.payer, caller)
-            return billing
-        prompt_tokens, completion_tokens = worst_case_tokens(request)
-        permit = self._admit(billing.payer, caller.uid, prompt_tokens + completion_tokens)
+            return billing, {}
+        tokens = estimate(request)  # the one estimate: the TPM limit's tokens and the budget's worst case
+        worst_case = worst_case_cost(request.model, tokens)
+        permit = self._admit(billing.payer, caller.uid, tokens.total_tokens)
         try:
             if self.accounts is not None:
                 self.accounts.provision(billing.payer, caller)
             reservation = NO_RESERVATION
             if self.budget is not None:
                 cap = self._cap(billing.payer, caller)
-                reservation = self.budget.reserve(billing.payer, request.model, prompt_tokens, completion_tokens, cap)
+                reservation = self.budget.reserve(billing.payer, (worst_case or 0.0) * 100, cap)
+        except ApiError as error:
+            permit.release()
+            error.headers.update({k: v for k, v in permit.headers.items() if k not in error.headers})
+            raise
         except BaseException:
             permit.release()
             raise
-        billing.hold(Reservation(lambda _: permit.release()).then(reservation))
-        return billing
+        billing.hold(Reservation(lambda _: permit.release()).then(reservation), worst_case)
+        return billing, dict(permit.headers)
 
     def _report_unavailable_models(self) -> None:
         with self._report_lock:
@@ -143,15 +176,24 @@ class ChatService:
         if self.limits is None:
             return Permit({})
         keys = [f"payer:{payer}"] + ([f"uid:{uid}"] if uid != payer else [])
-        permit = self.limits.admit(keys, tokens)
-        set_answer_headers(permit.headers)
-        return permit
+        return self.limits.admit(keys, tokens)
 
     def _cap(self, payer: str, caller: Caller) -> int | None:
         # A member's account age says nothing about a team's shared budget: users' own budgets only.
         if self._budget_cap is None or payer != caller.uid:
             return None
         return self._budget_cap(caller)
+
+
+@contextlib.contextmanager
+def _answer_headers_on_error(headers: dict[str, str]) -> Iterator[None]:
+    """An error after admission still carries the rate limits' headers (as OpenAI's do)."""
+    try:
+        yield
+    except ApiError as error:
+        for name, value in headers.items():
+            error.headers.setdefault(name, value)
+        raise
 
 
 def usage_body(account: Account, budget: tuple[int, int] | None) -> dict[str, Any]:
@@ -174,9 +216,7 @@ def complete_json(request: ChatRequest, billing: RequestBilling, timeout_s: floa
     call = billing.start_call(request.model)
     try:
         response = llm.complete(request, call, timeout_s)
-        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        usage = usage_from_response(response, request.model, cost=cost)
-        billing.succeeded(call, usage)
+        usage = billing.succeeded(call, response)
     except ApiError as error:
         billing.failed(call)
         error.headers.setdefault(REQUEST_ID_HEADER, call.call_id)
@@ -187,8 +227,8 @@ def complete_json(request: ChatRequest, billing: RequestBilling, timeout_s: floa
     body.update(id=call.call_id, object="chat.completion", model=request.model)
     for choice in body.get("choices", []):
         choice.pop("provider_specific_fields", None)
-    if usage.response_cost is not None and isinstance(body.get("usage"), dict):
-        body["usage"]["cost"] = usage.response_cost  # dollars, as LiteLLM puts it in a stream's usage chunk
+    if usage.cost is not None and isinstance(body.get("usage"), dict):
+        body["usage"]["cost"] = usage.cost  # dollars, as billed (and as a stream's usage chunk says)
     return body
 
 
@@ -211,9 +251,16 @@ class _StreamBill:
     def __init__(self, billing: RequestBilling, call: CallContext, request: ChatRequest) -> None:
         self._billing, self._call, self._request = billing, call, request
         self.sent: list[Any] = []
-        self.final: CallUsage | None = None
+        self._final: CallUsage | None = None
         self._settled = False
         self._lock = threading.Lock()
+
+    def finish(self, usage_chunk: Any) -> CallUsage | None:
+        """Record the provider's usage chunk, priced; None when the stream was already settled."""
+        with self._lock:
+            if not self._settled:
+                self._final = self._billing.succeeded(self._call, usage_chunk)
+            return self._final
 
     def settle(self) -> None:
         """Bill what was generated; idempotent, so the stream's ``finally`` can call it again, and
@@ -222,14 +269,11 @@ class _StreamBill:
             if self._settled:
                 return
             self._settled = True
-        sent = list(self.sent)
-        if self.final is not None:
-            self._billing.succeeded(self._call, self.final)
-        elif not sent:
+            final, sent = self._final, list(self.sent)
+        if final is None and not sent:
             self._billing.failed(self._call)  # nothing generated, nothing billed
-        else:
-            rebuilt = litellm.stream_chunk_builder(sent, messages=self._request.messages)
-            self._billing.succeeded(self._call, usage_from_response(rebuilt, self._request.model, partial=True))
+        elif final is None:  # cut before the usage chunk: the estimated prompt, the generated completion
+            self._billing.cut_short(self._call, partial_usage(self._request, sent))
         self._billing.flush()
 
 
@@ -243,9 +287,9 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
             for chunk in stream:
                 if getattr(chunk, "usage", None) is not None and not chunk.choices:
                     yield from finishes.missing(call, request.model)
-                    bill.final = usage_from_response(chunk, request.model)
+                    usage = bill.finish(chunk)
                     if request.include_usage:
-                        yield _data(chunk, call, request.model, cost=bill.final.response_cost)
+                        yield _data(chunk, call, request.model, cost=usage.cost if usage else None)
                     continue
                 bill.sent.append(chunk)
                 finishes.saw(chunk)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .model_prices import ModelPrice, parse_model_prices
+from .pricing.model_prices import ModelPrice, parse_model_prices
 
 # end_user_id (LiteLLM's default) exists only under the LiteLLM Proxy: here it would bill the uid.
 CHARGE_BY_CHOICES = ("user_id", "team_id")
@@ -202,7 +202,7 @@ class Settings:
     own runtime account, whose OIDC token Cloud Scheduler sends). Required when deployed."""
     model_prices: Mapping[str, ModelPrice] = field(default_factory=lambda: MappingProxyType({}))
     """``CHAT_MODEL_PRICES``: operator prices per model (JSON, US dollars per token; see
-    ``shared/model_prices.py``), registered with LiteLLM at cold start."""
+    ``shared/pricing/model_prices.py``), registered with LiteLLM at cold start."""
 
     @property
     def default_model(self) -> str:

@@ -21,6 +21,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+
+# Before anything imports LiteLLM: its bundled cost map, never a fetch from the internet.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import sys
 import time
 import uuid
@@ -386,7 +389,15 @@ def member(auth_emulator: AuthEmulator, new_user: Callable[[], User]) -> Callabl
 
 # The longest modules (about a minute or more each, measured) go first, so that under ``-n`` no
 # worker is left with one of them while the other idles at the end.
-_LONGEST_FIRST = ["test_faults", "test_browser", "test_abuse", "test_billing", "test_deploy", "test_replay"]
+_LONGEST_FIRST = [
+    "test_faults",
+    "test_browser",
+    "test_abuse",
+    "test_billing",
+    "test_deploy",
+    "test_provider_wire",
+    "test_replay",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

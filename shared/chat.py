@@ -25,6 +25,7 @@ from .billing import Billing, RequestBilling
 from .billing_event import CallContext
 from .budget import BudgetGuard
 from .chat_request import ChatRequest
+from .chat_wire import chunk_body, completion_body
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .logs import log
@@ -223,10 +224,8 @@ def complete_json(request: ChatRequest, billing: RequestBilling, timeout_s: floa
         raise
     finally:
         billing.flush()
-    body: dict[str, Any] = response.model_dump(exclude_none=True)
+    body = completion_body(response)
     body.update(id=call.call_id, object="chat.completion", model=request.model)
-    for choice in body.get("choices", []):
-        choice.pop("provider_specific_fields", None)
     if usage.cost is not None and isinstance(body.get("usage"), dict):
         body["usage"]["cost"] = usage.cost  # dollars, as billed (and as a stream's usage chunk says)
     return body
@@ -340,7 +339,7 @@ class _Finishes:
 
 
 def _data(chunk: Any, call: CallContext, model: str, cost: float | None = None) -> str:
-    body = chunk.model_dump(exclude_none=True)
+    body = chunk_body(chunk)
     body.update(id=call.call_id, model=model)
     if cost is not None and isinstance(body.get("usage"), dict):
         body["usage"]["cost"] = cost  # the usage chunk says what the answer cost (USD), as billed

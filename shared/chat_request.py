@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import litellm
 
-from .chat_params import check_fields
+from .chat_params import END_USER_FIELDS, check_fields
 from .errors import ApiError, ErrorCode
 from .settings import Settings
 
@@ -42,8 +42,9 @@ _DATA_URI = re.compile(r"data:([a-z]+/[A-Za-z0-9.+-]+);base64,")
 class ChatRequest:
     """A checked request. ``params`` are the keyword arguments LiteLLM receives beyond the messages.
 
-    ``end_user`` says the caller sent ``user``: the provider then gets the caller's uid hash in
-    its place (never the sent value, which no one verified).
+    ``end_user`` names the fields the caller sent that identify an end user (``user``,
+    ``safety_identifier``): the provider gets the caller's uid hash in their place (never the sent
+    value, which no one verified).
     """
 
     model: str
@@ -52,7 +53,7 @@ class ChatRequest:
     include_usage: bool
     params: dict[str, Any]
     n: int = 1
-    end_user: bool = False
+    end_user: tuple[str, ...] = ()
 
     @property
     def max_tokens(self) -> int:
@@ -66,7 +67,11 @@ def _invalid(message: str, param: str | None = None) -> ApiError:
 
 def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
     """Parse the body or raise the documented 4xx ``ApiError``."""
-    body = _json_body(raw)
+    return parse_chat_body(json_body(raw), settings)
+
+
+def parse_chat_body(body: Any, settings: Settings) -> ChatRequest:
+    """Check a decoded body (the Responses API's translation too) or raise the 4xx ``ApiError``."""
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object.")
     model = _model(body.get("model"), settings)
@@ -77,7 +82,7 @@ def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
     if stream is not None and not isinstance(stream, bool):
         raise _invalid("stream must be a boolean.", "stream")
     include_usage = _stream_options(body.get("stream_options"))
-    params = {k: v for k, v in fields.items() if k not in ("user", "metadata")}
+    params = {k: v for k, v in fields.items() if k not in (*END_USER_FIELDS, "metadata")}
     if "metadata" in fields:
         params["extra_body"] = {"metadata": fields["metadata"]}
     params.update(_limits(body, settings.max_tokens))
@@ -88,7 +93,7 @@ def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
         include_usage,
         params,
         n=int(fields.get("n", 1)),
-        end_user="user" in fields,
+        end_user=tuple(name for name in END_USER_FIELDS if name in fields),
     )
 
 
@@ -130,7 +135,7 @@ def _limits(body: dict[str, Any], cap: int) -> dict[str, int]:
     return limits or {"max_tokens": cap}
 
 
-def _json_body(raw: bytes) -> Any:
+def json_body(raw: bytes) -> Any:
     try:
         body = json.loads(raw)
     except RecursionError:
@@ -156,13 +161,14 @@ def _model(value: Any, settings: Settings) -> str:
         return settings.default_model
     if not isinstance(value, str) or not value:
         raise _invalid("model must be a non-empty string.", "model")
-    if value not in settings.chat_models:
+    model = settings.model_for(value)  # a public id (CHAT_MODELS' ID=MODEL) is billed as its model
+    if model is None:
         raise ApiError(
             ErrorCode.MODEL_NOT_FOUND,
             f"The model '{value[:100]}' does not exist or you do not have access to it.",
             param="model",
         )
-    return value
+    return model
 
 
 class _PartChecker:

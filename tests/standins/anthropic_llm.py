@@ -18,6 +18,11 @@ As documented (https://docs.anthropic.com/en/api/messages, /en/docs/build-with-c
 
 Directives and token counts: ``llm_wire``. ``max_tokens`` bounds thinking plus answer (the answer
 is cut first, with ``stop_reason: max_tokens``).
+
+Two liberties, both for the tests' sake: Anthropic caches only prefixes a request marks with
+``cache_control`` (which the chat API does not forward), so the cache directives stand for such
+markers; and Claude 4 models stream a summary of their thinking while billing all of it, where
+this stand-in streams every thinking token it bills.
 """
 
 from __future__ import annotations

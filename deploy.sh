@@ -28,7 +28,8 @@ SETTING_NAMES=(
   PROJECT_ID GOOGLE_CLOUD_PROJECT REGION CHAT_MODELS CORS_ORIGINS LAGO_API_CHARGE_BY
   LAGO_FLUSH_TIMEOUT_S SECRETS DEPLOY_PROVIDER_SECRETS USE_SET_SECRETS CHAT_REQUIRE_BILLING
   MIN_INSTANCES MAX_INSTANCES CONCURRENCY MEMORY CPU TIMEOUT SCHEDULER_JOB SCHEDULER_REGION
-  SCHEDULE TIME_ZONE GCLOUD RETRIES RETRY_SLEEP_S "${OPTIONAL_FUNCTION_ENV[@]}"
+  SCHEDULE TIME_ZONE GCLOUD RETRIES RETRY_SLEEP_S VERTEXAI_PROJECT VERTEXAI_LOCATION
+  "${OPTIONAL_FUNCTION_ENV[@]}"
 )
 
 usage() {
@@ -41,11 +42,19 @@ Deploys the HTTP functions of functions/main.py to Cloud Functions (2nd gen), py
                    replay_billing's service account, the only account allowed to invoke it
 and sets up what they need, each function with a service account of its own
 (FUNCTION-fn@PROJECT_ID.iam.gserviceaccount.com, "_" as "-") holding only what it uses:
-  chat             the Lago and provider secrets, roles/datastore.user (the billing outbox)
+  chat             the Lago and provider secrets, roles/datastore.user (the billing outbox);
+                   with vertex_ai/ models, roles/aiplatform.user instead of a provider key
   usage            the Lago secrets
   replay_billing   the Lago secrets, roles/datastore.user; run.invoker on itself
 The account running this script needs iam.serviceAccounts.actAs on replay_billing's account
 (roles/iam.serviceAccountUser) to give its identity to the scheduler job.
+
+Gemini on Vertex AI (CHAT_MODELS with vertex_ai/ models, e.g. vertex_ai/gemini-2.5-flash) needs
+no provider key: chat calls Vertex AI as its own service account, which this script grants
+roles/aiplatform.user on VERTEXAI_PROJECT; LiteLLM gets that account's OAuth access tokens from
+the metadata server through google-auth (Application Default Credentials). Nothing for Vertex AI
+goes into Secret Manager or DEPLOY_PROVIDER_SECRETS. The Vertex AI API must be enabled there
+(gcloud services enable aiplatform.googleapis.com).
 Safe to re-run: functions, grants and the scheduler job are updated in place.
 
 Options:
@@ -74,7 +83,11 @@ Optional (default):
                     the tokens), with CHAT_NEW_ACCOUNT_BUDGET_CENTS chat's and usage's
                     roles/firebaseauth.viewer (account creation times, for the budget both show)
   CHAT_REQUIRE_BILLING (true)  always passed: false lets chat serve unbilled when Lago is off
-  DEPLOY_PROVIDER_SECRETS  provider key secrets, space-separated, e.g. "OPENAI_API_KEY" ("")
+  DEPLOY_PROVIDER_SECRETS  provider key secrets, space-separated, e.g. "OPENAI_API_KEY" ("");
+                    none for vertex_ai/ models (see above)
+  VERTEXAI_PROJECT (PROJECT_ID)  VERTEXAI_LOCATION (us-central1): with vertex_ai/ models, the
+                    project billed for Vertex AI and the location its calls go to (a region such
+                    as europe-west1, or global), passed to chat
   SECRETS           every secret chat reads ("LAGO_API_BASE LAGO_API_KEY
                     LAGO_API_EVENT_CODE" + DEPLOY_PROVIDER_SECRETS); usage and replay_billing get
                     only the LAGO_* ones. A secret's id is the name of the variable it fills. The code reads them from Secret Manager at cold start
@@ -94,6 +107,9 @@ Example deploy.env:
   CHAT_MODELS=openai/gpt-4o-mini,anthropic/claude-3-5-haiku-latest
   CORS_ORIGINS=https://my-project.web.app
   DEPLOY_PROVIDER_SECRETS="OPENAI_API_KEY ANTHROPIC_API_KEY"
+Or Gemini on Vertex AI, with no provider secret at all:
+  CHAT_MODELS=vertex_ai/gemini-2.5-flash
+  VERTEXAI_LOCATION=europe-west1
 
 Exit status: 0 done; 1 a gcloud step failed or a secret is missing; 2 bad usage or settings.
 EOF
@@ -153,6 +169,8 @@ SCHEDULE=${SCHEDULE:-*/5 * * * *}
 TIME_ZONE=${TIME_ZONE:-Etc/UTC}
 RETRIES=${RETRIES:-5}
 RETRY_SLEEP_S=${RETRY_SLEEP_S:-10}
+VERTEXAI_PROJECT=${VERTEXAI_PROJECT:-$PROJECT_ID}
+VERTEXAI_LOCATION=${VERTEXAI_LOCATION:-us-central1}
 read -r -a GCLOUD_CMD <<<"${GCLOUD:-gcloud}"
 read -r -a SECRET_NAMES <<<"$SECRETS"
 
@@ -216,6 +234,8 @@ function_secrets() {
   done
 }
 uses_firestore() { [[ " ${FIRESTORE_FUNCTIONS[*]} " == *" $1 "* ]]; }
+# Gemini on Vertex AI: chat's own service account is the credential (no key), see --help.
+uses_vertex_ai() { [[ ",${CHAT_MODELS// /}" == *,vertex_ai/* ]]; }
 # replay_billing's URL (Cloud Functions' own URL of a function) is known before it is deployed:
 # it is both the scheduler's target and the OIDC audience the code checks.
 REPLAY_URL="https://${REGION}-${PROJECT_ID}.cloudfunctions.net/replay_billing"
@@ -294,6 +314,10 @@ write_env_file() {
   for name in "${OPTIONAL_FUNCTION_ENV[@]}"; do
     if [[ -n "${!name:-}" ]]; then yaml_line "$name" "${!name}"; fi
   done
+  if [[ "$fn" == chat ]] && uses_vertex_ai; then
+    yaml_line VERTEXAI_PROJECT "$VERTEXAI_PROJECT"
+    yaml_line VERTEXAI_LOCATION "$VERTEXAI_LOCATION"
+  fi
   if [[ "$fn" == replay_billing ]]; then
     yaml_line REPLAY_AUDIENCE "$REPLAY_URL"
     yaml_line REPLAY_INVOKER_EMAIL "$REPLAY_SA"
@@ -356,6 +380,12 @@ done
 if [[ -n "${CHAT_APP_CHECK_CONSUME_MODELS:-}" ]]; then
   grant projects add-iam-policy-binding "$PROJECT_ID" \
     --member="serviceAccount:$(sa_email chat)" --role=roles/firebaseappcheck.tokenVerifier --condition=None
+fi
+# Vertex AI: chat calls it as its own account (OAuth tokens from the metadata server), so the
+# account needs aiplatform.endpoints.predict in the project Vertex AI bills, and no key exists.
+if uses_vertex_ai; then
+  grant projects add-iam-policy-binding "$VERTEXAI_PROJECT" \
+    --member="serviceAccount:$(sa_email chat)" --role=roles/aiplatform.user --condition=None
 fi
 if [[ -n "${CHAT_NEW_ACCOUNT_BUDGET_CENTS:-}" ]]; then
   for fn in chat usage; do

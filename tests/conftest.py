@@ -10,6 +10,10 @@
 - ``app_check_keys``: App Check's JWKS and replay API with keys of our own; ``guarded_server``
   (App Check enforced, production token path) and ``monitor_server`` (App Check monitored,
   Auth emulator) both apply the sign-in policy of ``SIGN_IN_POLICY_ENV``.
+- ``fake_anthropic`` (Messages API), ``fake_gemini`` (AI Studio and Vertex AI) and
+  ``google_oauth`` (the token endpoint Vertex AI's service-account credential uses): providers
+  on their own wire; ``provider_env`` points a function server at them, ``provider_server`` is
+  one serving ``PROVIDER_MODELS`` (a cold start per module that uses it).
 """
 
 from __future__ import annotations
@@ -29,8 +33,13 @@ from dataclasses import dataclass
 import pytest
 from google.cloud import firestore
 
+from tests.standins.anthropic_llm import API_KEY as ANTHROPIC_KEY
+from tests.standins.anthropic_llm import FakeAnthropic
 from tests.standins.app_check_keys import FakeAppCheck
+from tests.standins.gemini_llm import API_KEY as GEMINI_KEY
+from tests.standins.gemini_llm import FakeGemini
 from tests.standins.google_certs import FakeGoogleCerts
+from tests.standins.google_oauth import FakeGoogleOAuth
 from tests.standins.lago import API_KEY as LAGO_KEY
 from tests.standins.lago import FakeLago
 from tests.standins.openai_llm import FakeOpenAI
@@ -230,6 +239,71 @@ def app_check_keys() -> Iterator[FakeAppCheck]:
     server.stop()
 
 
+# Providers on their own wire, by real model names of LiteLLM's cost map.
+ANTHROPIC_MODEL = "anthropic/claude-sonnet-4-5"
+GEMINI_MODEL = "gemini/gemini-2.5-flash"
+VERTEX_MODEL = "vertex_ai/gemini-2.5-flash"
+LONG_CONTEXT_MODEL = "gemini/gemini-2.5-pro"  # its prompts past 200K tokens cost more per token
+PROVIDER_MODELS = (ANTHROPIC_MODEL, GEMINI_MODEL, VERTEX_MODEL, LONG_CONTEXT_MODEL)
+PROVIDER_MAX_BODY_BYTES = 2 * 1024 * 1024  # room for a prompt past Gemini's 200K-token tier
+VERTEX_LOCATION = "us-central1"
+
+
+@pytest.fixture(scope="session")
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    server = FakeAnthropic().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def google_oauth() -> Iterator[FakeGoogleOAuth]:
+    server = FakeGoogleOAuth().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_gemini(google_oauth: FakeGoogleOAuth) -> Iterator[FakeGemini]:
+    server = FakeGemini(google_oauth).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def provider_env(
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    google_oauth: FakeGoogleOAuth,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """What a function server needs to call the providers' stand-ins, as LiteLLM reads it.
+
+    Vertex AI has no key: LiteLLM asks google-auth for Application Default Credentials, here a
+    service account's credential file (as on a laptop; deployed, the function's own account
+    through the metadata server) whose ``token_uri`` is ``google_oauth``."""
+    credential = tmp_path_factory.mktemp("vertex") / "service-account.json"
+    credential.write_text(json.dumps(google_oauth.service_account(PROJECT_ID)))
+    return {
+        "ANTHROPIC_API_BASE": fake_anthropic.base_url,
+        "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+        "GEMINI_API_BASE": fake_gemini.studio_base,
+        "GEMINI_API_KEY": GEMINI_KEY,
+        "VERTEXAI_API_BASE": fake_gemini.url,
+        "VERTEXAI_PROJECT": PROJECT_ID,
+        "VERTEXAI_LOCATION": VERTEX_LOCATION,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(credential),
+    }
+
+
+@pytest.fixture(scope="module")
+def provider_server(function_server: Callable[..., FunctionServer], provider_env: dict[str, str]) -> FunctionServer:
+    """A chat server whose models are ``PROVIDER_MODELS``, each through its provider's stand-in."""
+    return function_server(
+        CHAT_MODELS=",".join(PROVIDER_MODELS), CHAT_MAX_BODY_BYTES=str(PROVIDER_MAX_BODY_BYTES), **provider_env
+    )
+
+
 PRICED_MODELS = f"{DEFAULT_MODEL},local/demo"  # base_env's models less the unpriced one
 CONSUME_MODEL = "local/demo"  # the "expensive" model whose App Check tokens are single-use
 SIGN_IN_POLICY_ENV = {
@@ -315,7 +389,15 @@ def member(auth_emulator: AuthEmulator, new_user: Callable[[], User]) -> Callabl
 
 # The longest modules (about a minute or more each, measured) go first, so that under ``-n`` no
 # worker is left with one of them while the other idles at the end.
-_LONGEST_FIRST = ["test_faults", "test_browser", "test_abuse", "test_billing", "test_deploy", "test_replay"]
+_LONGEST_FIRST = [
+    "test_faults",
+    "test_browser",
+    "test_abuse",
+    "test_billing",
+    "test_deploy",
+    "test_provider_wire",
+    "test_replay",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

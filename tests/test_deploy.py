@@ -429,6 +429,30 @@ def test_dry_run_passes_app_check_and_sign_in_settings_and_grants_their_roles(
     assert "firebaseappcheck" not in plain.stdout and "firebaseauth" not in plain.stdout
 
 
+def test_dry_run_with_vertex_ai_models_grants_chat_its_role_and_stores_no_key(
+    tmp_path: Path, tripwire_gcloud: tuple[str, Path]
+) -> None:
+    gcloud, _ = tripwire_gcloud
+    vertex = {"CHAT_MODELS": "vertex_ai/gemini-2.5-flash,openai/gpt-4o-mini", "VERTEXAI_LOCATION": "europe-west4"}
+    result = run_deploy(base_env(tmp_path) | SETTINGS | vertex | {"GCLOUD": gcloud}, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    commands = dry_run_commands(result.stdout)
+    granted = [c for c in commands if "--role=roles/aiplatform.user" in c]
+    # chat calls Vertex AI as its own account (OAuth tokens, no key); the others never do.
+    assert [c[1:4] + [a for a in c if a.startswith("--member=")] for c in granted] == [
+        ["projects", "add-iam-policy-binding", PROJECT, f"--member={MEMBER['chat']}"]
+    ]
+    env_files = result.stdout.split("# --env-vars-file of ")[1:]
+    chat_env = next(part for part in env_files if part.startswith("chat "))
+    assert f"VERTEXAI_PROJECT: '{PROJECT}'" in chat_env and "VERTEXAI_LOCATION: 'europe-west4'" in chat_env
+    assert all("VERTEXAI" not in part for part in env_files if not part.startswith("chat "))
+    # No secret for Vertex AI: only Lago's and the OpenAI key the settings name.
+    secrets = {c[3] for c in commands if c[1:3] == ["secrets", "add-iam-policy-binding"]}
+    assert secrets == set(SECRETS)
+    plain = run_deploy(base_env(tmp_path) | SETTINGS | {"GCLOUD": gcloud}, "--dry-run")
+    assert "aiplatform" not in plain.stdout and "VERTEXAI" not in plain.stdout
+
+
 def test_help_describes_the_settings(tmp_path: Path) -> None:
     result = run_deploy(base_env(tmp_path), "--help")
     assert result.returncode == 0

@@ -13,7 +13,14 @@ SETTINGS_MD = ROOT / "docs" / "settings.md"
 # Set by the platform (Cloud Functions, the Firebase emulator), not by an operator.
 PLATFORM = {"K_SERVICE", "FUNCTIONS_EMULATOR", "GCLOUD_PROJECT"}
 # In the table because operators set them, but LiteLLM reads them, not Settings.
-LITELLM_READS = {"OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"}
+LITELLM_READS = {
+    "OPENAI_API_KEY",
+    "OPENAI_API_BASE",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "VERTEXAI_PROJECT",
+    "VERTEXAI_LOCATION",
+}
 ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 
 

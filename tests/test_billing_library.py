@@ -109,8 +109,8 @@ class _Signalling(billing_module.PendingEvents):
         super().__init__(event_code)
         self.collected = threading.Event()
 
-    def collect(self, call_id: str, response: Any, cost: float | None) -> None:
-        super().collect(call_id, response, cost)
+    def collect(self, call_id: str, response: Any) -> None:
+        super().collect(call_id, response)
         self.collected.set()
 
 

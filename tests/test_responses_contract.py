@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 from hypothesis import assume, given
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from tests.conftest import DEFAULT_MODEL, User
 from tests.standins.lago import FakeLago
 from tests.support.processes import FunctionServer
-from tests.test_abuse import CONFORMANCE, FUZZ_SETTINGS, REQUEST_TIMEOUT_S, SCHEMA, sse_data
+from tests.test_abuse import CONFORMANCE, FUZZ_SETTINGS, REQUEST_TIMEOUT_S, SCHEMA, rejects_negative_data, sse_data
 
 RESPONSES_POST = SCHEMA["/v1/responses"]["POST"]
 MODEL_GET = SCHEMA["/v1/models/{model}"]["GET"]
@@ -86,7 +85,7 @@ def billed_only_successes(fake_lago: FakeLago, user: User) -> Iterator[list[str]
 def test_fuzzed_responses_bodies_get_no_5xx_and_only_successes_are_billed(
     chat_server: FunctionServer, user: User, billed_only_successes: list[str], mode: GenerationMode
 ) -> None:
-    checks = [*CONFORMANCE, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CONFORMANCE
+    checks = [*CONFORMANCE, rejects_negative_data] if mode is GenerationMode.NEGATIVE else CONFORMANCE
     statuses: list[int] = []
 
     @FUZZ_SETTINGS(max_examples=60)

@@ -29,7 +29,7 @@ from .chat_wire import chunk_body, completion_body
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .logs import log
-from .pricing.estimate import estimate, partial_usage, worst_case_cost
+from .pricing.estimate import estimate, partial_usage, reported_usage, worst_case_cost
 from .pricing.usage import CallUsage
 from .rate_limits import Permit, RateLimits
 from .reservation import NO_RESERVATION, Reservation
@@ -247,8 +247,9 @@ def open_event_stream(request: ChatRequest, billing: RequestBilling, timeout_s: 
 class _StreamBill:
     """What a stream generated so far, and its one settle: record the call, then flush."""
 
-    def __init__(self, billing: RequestBilling, call: CallContext, request: ChatRequest) -> None:
+    def __init__(self, billing: RequestBilling, call: CallContext, request: ChatRequest, stream: Any = None) -> None:
         self._billing, self._call, self._request = billing, call, request
+        self._stream = stream  # LiteLLM's stream: the usage its provider reported so far
         self.sent: list[Any] = []
         self._final: CallUsage | None = None
         self._settled = False
@@ -272,12 +273,13 @@ class _StreamBill:
         if final is None and not sent:
             self._billing.failed(self._call)  # nothing generated, nothing billed
         elif final is None:  # cut before the usage chunk: the estimated prompt, the generated completion
-            self._billing.cut_short(self._call, partial_usage(self._request, sent))
+            reported = reported_usage(self._stream)
+            self._billing.cut_short(self._call, partial_usage(self._request, sent, reported))
         self._billing.flush()
 
 
 def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestBilling) -> Iterator[str]:
-    bill = _StreamBill(billing, call, request)
+    bill = _StreamBill(billing, call, request, stream)
     finishes = _Finishes(request.n)
     untrack = SHUTDOWN.track(bill.settle)
     try:

@@ -15,6 +15,7 @@ counted is counted at its upper bound, one token per UTF-8 byte.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import litellm
 from litellm.litellm_core_utils.token_counter import estimate_image_tokens
 
 from ..chat_request import ChatRequest
-from .usage import CallUsage, cost_parts, priced
+from .usage import CallUsage, cost_parts, priced, read_usage
 
 # The tokenizer LiteLLM counts with for every model is OpenAI's; other providers' tokenizers cut
 # the same text into more tokens (the Claude tokenizer LiteLLM bundles: 7% more on this
@@ -195,15 +196,33 @@ def worst_case_cost(model: str, tokens: Estimate) -> float | None:
     return max(parts[0] for parts in costs if parts) + max(parts[1] for parts in costs if parts)
 
 
-def partial_usage(request: ChatRequest, sent: list[Any]) -> CallUsage:
-    """A stream cut before the provider's usage chunk, priced: the prompt at the estimate the
-    reservation used (never less), the completion as counted from the chunks sent. A model that
-    reasons unseen (``hides_reasoning``) may have spent its whole limit before the first chunk:
-    its completion counts at the limit."""
-    prompt = prompt_estimate(request)
+def partial_usage(request: ChatRequest, sent: list[Any], reported: Any = None) -> CallUsage:
+    """A stream cut before the provider's usage chunk, priced. The prompt: as the provider already
+    reported it (``reported``: Anthropic's ``message_start``, Gemini's ``usageMetadata`` on every
+    chunk, cache reads and writes included), else the estimate the reservation used (never less).
+    The completion: as counted from the chunks sent (or reported, if more). A model that reasons
+    unseen (``hides_reasoning``) may have spent its whole limit before the first chunk: its
+    completion counts at the limit."""
     limit = request.max_tokens * request.n
-    completion = limit if hides_reasoning(request) else min(_generated_tokens(request, sent), limit)
-    return priced(request.model, CallUsage(prompt, completion, partial=True))
+    counted = limit if hides_reasoning(request) else min(_generated_tokens(request, sent), limit)
+    so_far = read_usage(reported, model=request.model) if reported is not None else None
+    if so_far is None or so_far.prompt_tokens <= 0:
+        return priced(request.model, CallUsage(prompt_estimate(request), counted, partial=True))
+    completion = min(max(counted, so_far.completion_tokens), limit)
+    reasoning = min(so_far.reasoning_tokens, completion)
+    return priced(
+        request.model,
+        dataclasses.replace(so_far, completion_tokens=completion, reasoning_tokens=reasoning, cost=None, partial=True),
+    )
+
+
+def reported_usage(stream: Any) -> Any:
+    """The last usage the provider reported in a stream so far (LiteLLM keeps its chunks), or None."""
+    for chunk in reversed(list(getattr(stream, "chunks", None) or [])):
+        usage = getattr(chunk, "usage", None)
+        if usage is not None and (getattr(usage, "prompt_tokens", 0) or 0) > 0:
+            return usage
+    return None
 
 
 def hides_reasoning(request: ChatRequest) -> bool:

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import pytest
 from google.cloud import firestore
 
-from tests.standins.app_check_keys import FakeAppCheck
-from tests.standins.google_certs import FakeGoogleCerts
-from tests.standins.lago import API_KEY as LAGO_KEY
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import FakeOpenAI
+from standins.app_check_keys import FakeAppCheck
+from standins.google_certs import FakeGoogleCerts
+from standins.lago import API_KEY as LAGO_KEY
+from standins.lago import FakeLago
+from standins.openai_llm import FakeOpenAI
+from standins.processes import ROOT, AuthEmulator, FirestoreEmulator, FunctionServer
 from tests.support.api import DEFAULT_MODEL
-from tests.support.processes import ROOT, AuthEmulator, FirestoreEmulator, FunctionServer
 
 __all__ = ["DEFAULT_MODEL"]  # re-exported: modules import it from here
 pytest_plugins = ["tests.faults_report"]  # the fault suite's summary line

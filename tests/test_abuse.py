@@ -31,11 +31,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from standins.google_certs import FakeGoogleCerts
+from standins.lago import FakeLago
+from standins.processes import ROOT, AuthEmulator, FunctionServer
 from tests.conftest import DEFAULT_MODEL, PROJECT_ID, User
-from tests.standins.google_certs import FakeGoogleCerts
-from tests.standins.lago import FakeLago
 from tests.support.api import CHAT
-from tests.support.processes import ROOT, AuthEmulator, FunctionServer
 
 DOCUMENT = yaml.safe_load((ROOT / "openapi.yaml").read_text())
 SCHEMA = schemathesis.openapi.from_path(ROOT / "openapi.yaml")

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from standins.app_check_keys import PROJECT_NUMBER, FakeAppCheck
+from standins.google_certs import FakeGoogleCerts, unsigned_token
+from standins.processes import FunctionServer
 from tests.conftest import CONSUME_MODEL, DEFAULT_MODEL, PROJECT_ID, User
-from tests.standins.app_check_keys import PROJECT_NUMBER, FakeAppCheck
-from tests.standins.google_certs import FakeGoogleCerts, unsigned_token
 from tests.support.api import CHAT
-from tests.support.processes import FunctionServer
 
 HEADER = "X-Firebase-AppCheck"
 OLD_ACCOUNT = 60 * 86400  # past the new-account period of SIGN_IN_POLICY_ENV: no account lookup

@@ -9,10 +9,10 @@ import time
 import httpx
 import pytest
 
+from standins.google_certs import FakeGoogleCerts, unsigned_token
+from standins.processes import ROOT, VENV_BIN, FunctionServer, source_env
 from tests.conftest import PROJECT_ID, User
-from tests.standins.google_certs import FakeGoogleCerts, unsigned_token
 from tests.support.api import CHAT
-from tests.support.processes import ROOT, VENV_BIN, FunctionServer, source_env
 
 BODY = {"messages": [{"role": "user", "content": "hello"}]}
 

@@ -24,9 +24,9 @@ from shared.chat_request import ChatRequest  # noqa: E402
 from shared.errors import ApiError  # noqa: E402
 from shared.llm import CallContext  # noqa: E402
 from shared.settings import LagoSettings  # noqa: E402
+from standins.lago import API_KEY, FakeLago  # noqa: E402
+from standins.openai_llm import FakeOpenAI  # noqa: E402
 from tests.conftest import EVENT_CODE, OPENAI_KEY  # noqa: E402
-from tests.standins.lago import API_KEY, FakeLago  # noqa: E402
-from tests.standins.openai_llm import FakeOpenAI  # noqa: E402
 
 
 @pytest.fixture

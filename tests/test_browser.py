@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, expect
 
+from standins.lago import API_KEY as LAGO_KEY
+from standins.lago import FakeLago
+from standins.openai_llm import TOOL_CALL, FakeOpenAI
+from standins.processes import ROOT, FirestoreEmulator, FunctionServer
 from tests.conftest import OPENAI_KEY
-from tests.standins.lago import API_KEY as LAGO_KEY
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import TOOL_CALL, FakeOpenAI
 from tests.support.chromium import chromium
 from tests.support.emulator_suite import EmulatorSuite, local_settings
-from tests.support.processes import ROOT, FirestoreEmulator, FunctionServer
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import openai
 import pytest
 from httpx_sse import connect_sse
 
+from standins.lago import FakeLago
+from standins.processes import FunctionServer
 from tests.conftest import DEFAULT_MODEL, OPENAI_KEY, User
-from tests.standins.lago import FakeLago
 from tests.support.api import CHAT, messages
-from tests.support.processes import FunctionServer
 
 
 def post(server: FunctionServer, user: User | None, body: object, path: str = CHAT, **kwargs: object) -> httpx.Response:

@@ -14,9 +14,9 @@ import openai
 import pytest
 from httpx_sse import connect_sse
 
+from standins.openai_llm import FakeOpenAI
+from standins.processes import FunctionServer
 from tests.conftest import DEFAULT_MODEL, User
-from tests.standins.openai_llm import FakeOpenAI
-from tests.support.processes import FunctionServer
 
 CHAT = "/v1/chat/completions"
 WEATHER = {

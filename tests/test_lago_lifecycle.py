@@ -11,11 +11,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from standins.lago import FakeLago
+from standins.openai_llm import FakeOpenAI
+from standins.processes import FunctionServer
 from tests.conftest import User
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import FakeOpenAI
 from tests.support.api import CHAT, ask, chat
-from tests.support.processes import FunctionServer
 
 PLAN = "chat_pay_as_you_go"
 PRICEY = "openai/gpt-4"  # $30/M prompt, $60/M completion: 1,000 max tokens hold ~6 cents
@@ -251,7 +251,7 @@ def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_serve
     import jsonschema
     import yaml
 
-    from tests.support.processes import ROOT
+    from standins.processes import ROOT
 
     document = yaml.safe_load((ROOT / "openapi.yaml").read_text())
     schema = document["paths"]["/api/usage"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from standins.processes import FunctionServer
 from tests.conftest import User
-from tests.support.processes import FunctionServer
 
 CHAT = "/v1/chat/completions"
 HUGE_INTEGER = "9" * 5000  # past Python's 4,300-digit limit for int(str)

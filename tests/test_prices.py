@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
+from standins.lago import FakeLago
+from standins.processes import FunctionServer
 from tests.conftest import MODEL_PRICE as PRICE
 from tests.conftest import UNPRICED_MODEL as UNPRICED
 from tests.conftest import PriceServers, User
-from tests.standins.lago import FakeLago
 from tests.support.api import CHAT
-from tests.support.processes import FunctionServer
 
 
 def chat(server: FunctionServer, user: User, **extra: Any) -> httpx.Response:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from openai import OpenAI, RateLimitError
 
+from standins.processes import FunctionServer
 from tests.conftest import DEFAULT_MODEL, User
-from tests.support.processes import FunctionServer
 
 CHAT = "/v1/chat/completions"
 RPM, TPM, CONCURRENT = 4, 3000, 2

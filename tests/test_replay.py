@@ -22,7 +22,7 @@ from shared.firestore_db import FirestoreDb  # noqa: E402
 from shared.lago_events import LagoEventsClient, Outcome  # noqa: E402
 from shared.outbox import Outbox  # noqa: E402
 from shared.replay import ReplayRun  # noqa: E402
-from tests.standins.lago import API_KEY, FakeLago  # noqa: E402
+from standins.lago import API_KEY, FakeLago  # noqa: E402
 from tests.support.outbox_seed import queued_event, seed_outbox  # noqa: E402
 
 

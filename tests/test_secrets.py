@@ -19,14 +19,14 @@ import httpx
 import pytest
 
 from shared.secret_env import SecretRef, load_secrets, wanted_secrets
+from standins.http_server import Request
+from standins.lago import API_KEY as LAGO_KEY
+from standins.lago import FakeLago
+from standins.openai_llm import FakeOpenAI
+from standins.processes import FunctionServer, free_port, wait_until
+from standins.secret_manager import FakeSecretManager
 from tests.conftest import DEFAULT_MODEL, EVENT_CODE, PROJECT_ID, User
-from tests.standins.http_server import Request
-from tests.standins.lago import API_KEY as LAGO_KEY
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import FakeOpenAI
-from tests.standins.secret_manager import FakeSecretManager
 from tests.support.api import ask, chat
-from tests.support.processes import FunctionServer, free_port, wait_until
 
 ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
 MODELS = f"{DEFAULT_MODEL},local/demo,{ANTHROPIC_MODEL}"

@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 
+from standins.app_check_keys import FakeAppCheck
+from standins.google_certs import FakeGoogleCerts
+from standins.processes import AuthEmulator, FunctionServer
 from tests.conftest import PROJECT_ID, User
-from tests.standins.app_check_keys import FakeAppCheck
-from tests.standins.google_certs import FakeGoogleCerts
-from tests.support.processes import AuthEmulator, FunctionServer
 from tests.test_app_check import chat, id_token
 
 

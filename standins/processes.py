@@ -1,4 +1,5 @@
-"""The real servers the tests drive: functions-framework, the Auth and Firestore emulators."""
+"""The real servers the tests and the bench drive: functions-framework, the Auth and Firestore emulators,
+each in a process group of its own, and the plumbing to start, await and stop them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 FIREBASE_BIN = ROOT / "node_modules" / ".bin" / "firebase"
 
@@ -66,7 +67,10 @@ def source_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
 
 
-def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Stop ``proc``'s process group (started with ``start_new_session``): SIGTERM, SIGKILL after ``timeout``.
+
+    SIGCONT first, so a group a test froze with SIGSTOP still gets the SIGTERM."""
     if proc.poll() is not None:
         return
     try:
@@ -145,7 +149,7 @@ class FunctionServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc)
+            stop_group(self.proc)
 
 
 class AuthEmulator:
@@ -210,7 +214,7 @@ class AuthEmulator:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc)
+            stop_group(self.proc)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
@@ -262,4 +266,4 @@ class FirestoreEmulator:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc)
+            stop_group(self.proc)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.standins.http_server import Request, StandIn, StandInServer
+from standins.http_server import Request, StandIn, StandInServer
 
 # Every API gcloud may call for deploy.sh's commands.
 APIS = (

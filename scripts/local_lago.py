@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from standins.lago import FakeLago  # noqa: E402
+from standins.lago import FakeLago
 
 
 def main() -> None:

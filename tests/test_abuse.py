@@ -51,7 +51,7 @@ CONFORMANCE = [
 REQUEST_TIMEOUT_S = 15  # "no hang": the slowest legitimate answer here takes well under a second
 
 
-def FUZZ_SETTINGS(max_examples: int) -> settings:  # noqa: N802 - used as a decorator
+def FUZZ_SETTINGS(max_examples: int) -> settings:
     """Bounded and reproducible: a fixed seed, no example database, and no shrinking (which can
     take minutes against a live server); a failure is reported as generated."""
     return settings(

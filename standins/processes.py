@@ -25,7 +25,8 @@ FIREBASE_BIN = ROOT / "node_modules" / ".bin" / "firebase"
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 PASSWORD = "correct horse 1"
@@ -130,11 +131,16 @@ class FunctionServer:
 
     def pids(self) -> list[int]:
         """The master and its workers (gunicorn forks), all in the server's process group."""
-        out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True).stdout
+        out = subprocess.run(["pgrep", "-g", str(self._started().pid)], capture_output=True, text=True).stdout
         return [int(p) for p in out.split()]
 
     def signal(self, sig: int) -> None:
-        os.killpg(self.proc.pid, sig)
+        os.killpg(self._started().pid, sig)
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self.proc is None:
+            raise RuntimeError(f"functions-framework ({self.target}) was never started")
+        return self.proc
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -198,7 +204,8 @@ class AuthEmulator:
             timeout=10,
         )
         response.raise_for_status()
-        return response.json()["idToken"]
+        token: str = response.json()["idToken"]
+        return token
 
     def admin(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The emulator's admin REST API (``Bearer owner``), e.g. to disable a user."""
@@ -210,7 +217,8 @@ class AuthEmulator:
             timeout=10,
         )
         response.raise_for_status()
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -35,7 +35,7 @@ from standins.google_certs import FakeGoogleCerts
 from standins.lago import FakeLago
 from standins.processes import ROOT, AuthEmulator, FunctionServer
 from tests.conftest import DEFAULT_MODEL, PROJECT_ID, User
-from tests.support.api import CHAT
+from tests.support.api import CHAT, Bearer, chat, messages
 
 DOCUMENT = yaml.safe_load((ROOT / "openapi.yaml").read_text())
 SCHEMA = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
@@ -115,7 +115,7 @@ def test_document_lists_every_error_status_the_chat_function_can_answer() -> Non
 )
 def test_json_answers_match_the_document(chat_server: FunctionServer, fuzz_user: User, body: dict[str, Any]) -> None:
     case = CHAT_POST.Case(body=body, headers=fuzz_user.headers, media_type="application/json")
-    response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+    response = case.call(base_url=chat_server.url)
     assert response.status_code == 200, response.text
     case.validate_response(response, checks=CONFORMANCE)
 
@@ -128,7 +128,7 @@ def test_streams_match_the_document(chat_server: FunctionServer, fuzz_user: User
         "stream_options": {"include_usage": include_usage},
     }
     case = CHAT_POST.Case(body=body, headers=fuzz_user.headers, media_type="application/json")
-    response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+    response = case.call(base_url=chat_server.url)
     case.validate_response(response, checks=CONFORMANCE)
     data = sse_data(response.text)
     assert data[-1] == "[DONE]"
@@ -139,7 +139,7 @@ def test_streams_match_the_document(chat_server: FunctionServer, fuzz_user: User
 
 def test_stream_cut_midway_ends_with_an_error_event_in_our_shape(chat_server: FunctionServer, fuzz_user: User) -> None:
     body = {"messages": [{"role": "user", "content": "#cut:2 #words:6"}], "stream": True}
-    response = httpx.post(chat_server.url + CHAT, json=body, headers=fuzz_user.headers, timeout=REQUEST_TIMEOUT_S)
+    response = httpx.post(chat_server.url + CHAT, json=body, headers=fuzz_user.headers)
     data = sse_data(response.text)
     ERROR_SHAPE.validate(json.loads(data[-1]))
     for chunk in data[:-1]:
@@ -163,7 +163,7 @@ def test_errors_match_the_document(
     chat_server: FunctionServer, fuzz_user: User, body: Any, headers: dict[str, str] | None, status: int
 ) -> None:
     case = CHAT_POST.Case(body=body, headers=headers or fuzz_user.headers, media_type="application/json")
-    response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+    response = case.call(base_url=chat_server.url)
     assert response.status_code == status, response.text
     case.validate_response(response, checks=CONFORMANCE[1:])  # 5xx are expected here
 
@@ -174,7 +174,7 @@ def test_errors_match_the_document(
 def test_undocumented_methods_and_paths_answer_in_the_error_shape(
     chat_server: FunctionServer, fuzz_user: User, method: str, path: str, status: int
 ) -> None:
-    response = httpx.request(method, chat_server.url + path, headers=fuzz_user.headers, timeout=REQUEST_TIMEOUT_S)
+    response = httpx.request(method, chat_server.url + path, headers=fuzz_user.headers)
     assert response.status_code == status
     ERROR_SHAPE.validate(response.json())
     if status == 405:
@@ -184,7 +184,7 @@ def test_undocumented_methods_and_paths_answer_in_the_error_shape(
 @pytest.mark.parametrize(("origin", "status"), [("https://chat.example.com", 204), ("https://evil.example", 403)])
 def test_preflight_matches_the_document(chat_server: FunctionServer, origin: str, status: int) -> None:
     case = CHAT_OPTIONS.Case(headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
-    response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+    response = case.call(base_url=chat_server.url)
     assert response.status_code == status
     case.validate_response(response, checks=CONFORMANCE)
 
@@ -252,7 +252,7 @@ def test_fuzzed_bodies_get_no_5xx_and_only_successes_are_billed(
         assume(_no_directives(case))
         if mode is GenerationMode.POSITIVE:
             assume(_within_cross_field_rules(case.body))
-        response = case.call(base_url=chat_server.url, timeout=REQUEST_TIMEOUT_S)
+        response = case.call(base_url=chat_server.url)
         case.validate_response(response, checks=checks)
         statuses.append(response.status_code)
         if response.status_code == 200:
@@ -306,7 +306,7 @@ def test_fuzzed_headers_get_no_5xx_and_only_successes_are_billed(
     @FUZZ_SETTINGS(max_examples=120)
     @given(headers=header_sets(fuzz_user.token))
     def run(headers: dict[str, str]) -> None:
-        response = httpx.post(chat_server.url + CHAT, content=body, headers=headers, timeout=REQUEST_TIMEOUT_S)
+        response = httpx.post(chat_server.url + CHAT, content=body, headers=headers)
         assert response.status_code < 500, response.text
         statuses.append(response.status_code)
         if response.status_code == 200:
@@ -324,9 +324,7 @@ def test_fuzzed_headers_get_no_5xx_and_only_successes_are_billed(
 # --- token attacks on the production verification path (tests/test_auth.py has the rest) -----
 
 
-def chat_as(server: FunctionServer, headers: dict[str, str] | list[tuple[str, str]], **kwargs: Any) -> httpx.Response:
-    body = kwargs.pop("json", {"messages": [{"role": "user", "content": "attack"}]})
-    return httpx.post(server.url + CHAT, json=body, headers=headers, timeout=REQUEST_TIMEOUT_S, **kwargs)
+ATTACK = {"messages": messages("attack")}
 
 
 def assert_refused_and_unbilled(response: httpx.Response, fake_lago: FakeLago, uid: str) -> None:
@@ -341,9 +339,9 @@ def test_valid_token_in_body_or_query_is_401_on_the_production_path(
 ) -> None:
     token = google_certs.mint(PROJECT_ID, "attack-body-query")
     body = {"messages": [{"role": "user", "content": "x"}], "id_token": token, "api_key": token, "token": token}
-    assert_refused_and_unbilled(chat_as(prod_auth_server, {}, json=body), fake_lago, "attack-body-query")
+    assert_refused_and_unbilled(chat(prod_auth_server, None, body), fake_lago, "attack-body-query")
     for name in ("access_token", "id_token", "key", "token", "auth"):
-        response = chat_as(prod_auth_server, {}, params={name: token})
+        response = chat(prod_auth_server, None, ATTACK, params={name: token})
         assert_refused_and_unbilled(response, fake_lago, "attack-body-query")
 
 
@@ -372,19 +370,21 @@ def test_ambiguous_authorization_is_401_on_the_production_path(
         "token_without_scheme": [("Authorization", good)],
         "valid_then_forged_header": [("Authorization", f"Bearer {good}"), ("Authorization", f"Bearer {forged}")],
     }[shape]
-    assert_refused_and_unbilled(chat_as(prod_auth_server, headers), fake_lago, uid)
+    assert_refused_and_unbilled(chat(prod_auth_server, None, ATTACK, headers=headers), fake_lago, uid)
 
 
 def test_scheme_is_case_insensitive_but_the_token_is_still_verified(
     prod_auth_server: FunctionServer, google_certs: FakeGoogleCerts, fake_lago: FakeLago
 ) -> None:
     good = google_certs.mint(PROJECT_ID, "lowercase-bearer")
-    response = chat_as(prod_auth_server, {"Authorization": f"bearer {good}"})
+    response = chat(prod_auth_server, None, ATTACK, headers={"Authorization": f"bearer {good}"})
     assert response.status_code == 200, "RFC 7235: the auth scheme is case-insensitive"
     assert [e["transaction_id"] for e in fake_lago.events("lowercase-bearer")] == [response.json()["id"]]
     forged = google_certs.mint(PROJECT_ID, "lowercase-forged", key=google_certs.other_key)
     assert_refused_and_unbilled(
-        chat_as(prod_auth_server, {"Authorization": f"bearer {forged}"}), fake_lago, "lowercase-forged"
+        chat(prod_auth_server, None, ATTACK, headers={"Authorization": f"bearer {forged}"}),
+        fake_lago,
+        "lowercase-forged",
     )
 
 
@@ -392,7 +392,7 @@ def test_emulator_token_with_bearer_is_401_on_the_production_path(
     prod_auth_server: FunctionServer, user: User, fake_lago: FakeLago
 ) -> None:
     for scheme in ("Bearer", "bearer", "BEARER"):
-        response = chat_as(prod_auth_server, {"Authorization": f"{scheme} {user.token}"})
+        response = chat(prod_auth_server, None, ATTACK, headers={"Authorization": f"{scheme} {user.token}"})
         assert_refused_and_unbilled(response, fake_lago, user.uid)
 
 
@@ -400,9 +400,9 @@ def test_huge_authorization_header_is_refused_without_a_5xx(
     prod_auth_server: FunctionServer, google_certs: FakeGoogleCerts, fake_lago: FakeLago
 ) -> None:
     good = google_certs.mint(PROJECT_ID, "huge-header")
-    padded = chat_as(prod_auth_server, {"Authorization": f"Bearer {good}{'A' * 7000}"})
+    padded = chat(prod_auth_server, Bearer(f"{good}{'A' * 7000}"), ATTACK)
     assert_refused_and_unbilled(padded, fake_lago, "huge-header")
     # Past gunicorn's 8190-byte field limit the server refuses the request before our code runs.
-    huge = chat_as(prod_auth_server, {"Authorization": f"Bearer {'A' * 100_000}"})
+    huge = chat(prod_auth_server, Bearer("A" * 100_000), ATTACK)
     assert 400 <= huge.status_code < 500
     assert fake_lago.events("huge-header") == []

@@ -13,14 +13,7 @@ from httpx_sse import connect_sse
 from standins.lago import FakeLago
 from standins.processes import FunctionServer
 from tests.conftest import DEFAULT_MODEL, OPENAI_KEY, User
-from tests.support.api import CHAT, messages
-
-
-def post(server: FunctionServer, user: User | None, body: object, path: str = CHAT, **kwargs: object) -> httpx.Response:
-    headers = dict(user.headers) if user else {}
-    headers.update(kwargs.pop("headers", {}))  # type: ignore[arg-type]
-    content = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return httpx.post(server.url + path, content=content, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+from tests.support.api import CHAT, chat, messages
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -33,7 +26,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 
 def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, user: User, fake_lago: FakeLago) -> None:
-    response = post(chat_server, user, {"model": DEFAULT_MODEL, "messages": messages("one two three")})
+    response = chat(chat_server, user, {"model": DEFAULT_MODEL, "messages": messages("one two three")})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["object"] == "chat.completion"
@@ -47,7 +40,7 @@ def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, us
 
 
 def test_model_defaults_to_first_allowed_model(chat_server: FunctionServer, user: User, fake_llm) -> None:
-    response = post(chat_server, user, {"messages": messages("default model please")})
+    response = chat(chat_server, user, {"messages": messages("default model please")})
     assert response.status_code == 200
     assert response.json()["model"] == DEFAULT_MODEL
     assert fake_llm.requests[-1]["model"] == "gpt-4o-mini"
@@ -113,13 +106,13 @@ def test_official_openai_client_works_json_and_stream(chat_server: FunctionServe
 
 
 def test_hosting_rewrite_prefix_is_served(chat_server: FunctionServer, user: User) -> None:
-    response = post(chat_server, user, {"messages": messages()}, path="/api/v1/chat/completions")
+    response = chat(chat_server, user, {"messages": messages()}, path="/api/v1/chat/completions")
     assert response.status_code == 200
 
 
 def test_max_tokens_is_capped_by_settings(function_server, fake_llm, user: User) -> None:
     server = function_server(CHAT_MAX_TOKENS="3")
-    response = post(server, user, {"messages": messages("#words:10"), "max_tokens": 50})
+    response = chat(server, user, {"messages": messages("#words:10"), "max_tokens": 50})
     assert response.status_code == 200
     assert fake_llm.requests[-1]["max_tokens"] == 3
     assert response.json()["usage"]["completion_tokens"] == 3
@@ -128,14 +121,14 @@ def test_max_tokens_is_capped_by_settings(function_server, fake_llm, user: User)
 def test_user_field_does_not_reach_provider_or_billing(
     chat_server: FunctionServer, user: User, fake_llm, fake_lago
 ) -> None:
-    response = post(chat_server, user, {"messages": messages(), "user": "someone-else"})
+    response = chat(chat_server, user, {"messages": messages(), "user": "someone-else"})
     assert response.status_code == 200
     assert fake_llm.requests[-1]["user"].startswith("uid-") and "someone-else" not in json.dumps(fake_llm.requests[-1])
     assert [e["external_subscription_id"] for e in fake_lago.events(user.uid)] == [user.uid]
 
 
 def test_local_demo_model_answers_without_a_provider(chat_server: FunctionServer, user: User) -> None:
-    response = post(chat_server, user, {"model": "local/demo", "messages": messages("ping")})
+    response = chat(chat_server, user, {"model": "local/demo", "messages": messages("ping")})
     assert response.status_code == 200
     body = response.json()
     assert body["choices"][0]["message"]["content"] == "This is the local demo model. You said: ping"
@@ -192,7 +185,7 @@ def test_models_needs_a_token_and_get(chat_server: FunctionServer, user: User) -
     ],
 )
 def test_bad_bodies_get_documented_4xx(chat_server: FunctionServer, user: User, body, status, code) -> None:
-    assert_error(post(chat_server, user, body), status, code)
+    assert_error(chat(chat_server, user, body), status, code)
 
 
 def test_text_content_parts_are_accepted(chat_server: FunctionServer, user: User) -> None:
@@ -200,16 +193,16 @@ def test_text_content_parts_are_accepted(chat_server: FunctionServer, user: User
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": [{"type": "text", "text": "a b"}]},
     ]
-    assert post(chat_server, user, {"messages": messages}).status_code == 200
+    assert chat(chat_server, user, {"messages": messages}).status_code == 200
 
 
 def test_oversized_body_is_413(chat_server: FunctionServer, user: User) -> None:
     body = {"messages": messages("x" * (300 * 1024))}
-    assert_error(post(chat_server, user, body), 413, "request_too_large")
+    assert_error(chat(chat_server, user, body), 413, "request_too_large")
 
 
 def test_too_many_messages_is_400(chat_server: FunctionServer, user: User) -> None:
-    assert_error(post(chat_server, user, {"messages": messages() * 201}), 400, "invalid_request")
+    assert_error(chat(chat_server, user, {"messages": messages() * 201}), 400, "invalid_request")
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
@@ -220,7 +213,7 @@ def test_wrong_method_is_405(chat_server: FunctionServer, user: User, method: st
 
 @pytest.mark.parametrize("path", ["/", "/v1/completions", "/v1/chat/completions/extra", "/v2/chat/completions"])
 def test_wrong_path_is_404(chat_server: FunctionServer, user: User, path: str) -> None:
-    assert_error(post(chat_server, user, {"messages": messages()}, path=path), 404, "not_found")
+    assert_error(chat(chat_server, user, {"messages": messages()}, path=path), 404, "not_found")
 
 
 @pytest.mark.parametrize(
@@ -229,7 +222,7 @@ def test_wrong_path_is_404(chat_server: FunctionServer, user: User, path: str) -
 )
 def test_missing_or_garbled_authorization_is_401(chat_server: FunctionServer, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    assert_error(post(chat_server, None, {"messages": messages()}, headers=headers), 401, "invalid_api_key")
+    assert_error(chat(chat_server, None, {"messages": messages()}, headers=headers), 401, "invalid_api_key")
 
 
 def test_cors_preflight_allows_configured_origin(chat_server: FunctionServer) -> None:
@@ -256,8 +249,8 @@ def test_cors_preflight_refuses_other_origins(chat_server: FunctionServer) -> No
 
 def test_cors_headers_on_answers_and_errors(chat_server: FunctionServer, user: User) -> None:
     origin = {"Origin": "http://localhost:5002"}
-    ok = post(chat_server, user, {"messages": messages()}, headers=origin)
-    bad = post(chat_server, None, {"messages": messages()}, headers=origin)
+    ok = chat(chat_server, user, {"messages": messages()}, headers=origin)
+    bad = chat(chat_server, None, {"messages": messages()}, headers=origin)
     assert ok.headers["access-control-allow-origin"] == "http://localhost:5002"
     assert bad.status_code == 401 and bad.headers["access-control-allow-origin"] == "http://localhost:5002"
 
@@ -279,12 +272,12 @@ def test_cors_headers_on_answers_and_errors(chat_server: FunctionServer, user: U
 def test_provider_errors_map_to_openai_statuses(
     chat_server: FunctionServer, user: User, directive: str, status: int, code: str
 ) -> None:
-    error = assert_error(post(chat_server, user, {"messages": messages(directive)}), status, code)
+    error = assert_error(chat(chat_server, user, {"messages": messages(directive)}), status, code)
     assert OPENAI_KEY not in json.dumps(error)
 
 
 def test_provider_error_before_stream_starts_is_a_json_error(chat_server: FunctionServer, user: User) -> None:
-    response = post(chat_server, user, {"messages": messages("#status:503"), "stream": True})
+    response = chat(chat_server, user, {"messages": messages("#status:503"), "stream": True})
     assert_error(response, 503, "service_unavailable")
 
 
@@ -302,7 +295,7 @@ def test_stream_cut_midway_ends_with_one_error_event(chat_server: FunctionServer
 
 def test_logs_are_json_lines_with_trace_and_no_secrets(chat_server: FunctionServer, user: User) -> None:
     trace = "105445aa7843bc8bf206b12000100000/1;o=1"
-    post(
+    chat(
         chat_server,
         user,
         {"messages": messages("#status:429 secret prompt words")},
@@ -327,7 +320,7 @@ def test_misconfigured_instance_answers_503_that_a_browser_can_read(
     misconfigured_server: FunctionServer, user: User
 ) -> None:
     origin = "https://chat.example.com"
-    response = post(misconfigured_server, user, {"messages": messages()}, headers={"Origin": origin})
+    response = chat(misconfigured_server, user, {"messages": messages()}, headers={"Origin": origin})
     error = assert_error(response, 503, "service_unavailable")
     assert "misconfigured" in str(error["message"])
     assert "CHAT_MAX_TOKENS" not in response.text, "the keys are for the operators' log, not the client"

@@ -15,10 +15,9 @@ import pytest
 from httpx_sse import connect_sse
 
 from standins.openai_llm import FakeOpenAI
-from standins.processes import FunctionServer
 from tests.conftest import DEFAULT_MODEL, User
+from tests.support.api import CHAT, chat
 
-CHAT = "/v1/chat/completions"
 WEATHER = {
     "type": "function",
     "function": {
@@ -47,10 +46,6 @@ PIXEL = (
         )
     ).decode()
 )
-
-
-def post(server: FunctionServer, user: User, body: dict[str, Any], **headers: str) -> httpx.Response:
-    return httpx.post(server.url + CHAT, json=body, headers={**user.headers, **headers}, timeout=30)
 
 
 def sent_with(fake_llm: FakeOpenAI, marker: str) -> dict[str, Any]:
@@ -101,7 +96,7 @@ PASSED_AS_SENT: dict[str, Any] = {
 
 def test_every_supported_field_reaches_the_provider_as_sent(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
     marker, messages = marked()
-    response = post(chat_server, user, {"model": DEFAULT_MODEL, "messages": messages, **PASSED_AS_SENT})
+    response = chat(chat_server, user, {"model": DEFAULT_MODEL, "messages": messages, **PASSED_AS_SENT})
     assert response.status_code == 200, response.text
     sent = sent_with(fake_llm, marker)
     for field, value in PASSED_AS_SENT.items():
@@ -114,7 +109,7 @@ def test_user_is_forwarded_as_the_uid_hash_never_as_sent(chat_server, fake_llm: 
     seen = []
     for caller in (alice, alice, bob):
         marker, messages = marked()
-        assert post(chat_server, caller, {"messages": messages, "user": "someone-else"}).status_code == 200
+        assert chat(chat_server, caller, {"messages": messages, "user": "someone-else"}).status_code == 200
         seen.append(sent_with(fake_llm, marker)["user"])
     assert seen[0] == seen[1] != seen[2]
     assert all(value.startswith("uid-") and alice.uid not in value and "someone-else" not in value for value in seen)
@@ -122,13 +117,13 @@ def test_user_is_forwarded_as_the_uid_hash_never_as_sent(chat_server, fake_llm: 
 
 def test_store_false_is_accepted_and_not_forwarded(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
     marker, messages = marked()
-    assert post(chat_server, user, {"messages": messages, "store": False}).status_code == 200
+    assert chat(chat_server, user, {"messages": messages, "store": False}).status_code == 200
     assert "store" not in sent_with(fake_llm, marker)
 
 
 def test_max_tokens_is_passed_under_the_name_it_was_sent_with(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
     marker, messages = marked()
-    assert post(chat_server, user, {"messages": messages, "max_tokens": 7}).status_code == 200
+    assert chat(chat_server, user, {"messages": messages, "max_tokens": 7}).status_code == 200
     sent = sent_with(fake_llm, marker)
     assert sent["max_tokens"] == 7 and "max_completion_tokens" not in sent
 
@@ -138,7 +133,7 @@ def test_max_tokens_is_passed_under_the_name_it_was_sent_with(chat_server, fake_
 
 def test_unknown_field_gets_openais_own_answer(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
     marker, messages = marked()
-    message = assert_refused(post(chat_server, user, {"messages": messages, "frobnicate": 1}), "frobnicate")
+    message = assert_refused(chat(chat_server, user, {"messages": messages, "frobnicate": 1}), "frobnicate")
     assert message == "Unrecognized request argument supplied: frobnicate"
     assert not [r for r in fake_llm.requests if marker in json.dumps(r)]
 
@@ -155,7 +150,7 @@ def test_field_the_model_does_not_support_is_refused_by_name(
     chat_server, user: User, model: str, field: str, value: Any
 ) -> None:
     _, messages = marked()
-    message = assert_refused(post(chat_server, user, {"model": model, "messages": messages, field: value}), field)
+    message = assert_refused(chat(chat_server, user, {"model": model, "messages": messages, field: value}), field)
     assert "does not support" in message and model in message
 
 
@@ -189,7 +184,7 @@ def test_field_the_model_does_not_support_is_refused_by_name(
 )
 def test_malformed_field_is_a_400_naming_it(chat_server, user: User, field: str, value: Any) -> None:
     _, messages = marked()
-    assert_refused(post(chat_server, user, {"messages": messages, field: value}), field)
+    assert_refused(chat(chat_server, user, {"messages": messages, field: value}), field)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +201,7 @@ def test_malformed_field_is_a_400_naming_it(chat_server, user: User, field: str,
 )
 def test_content_parts_outside_the_contract_are_refused(chat_server, user: User, part: dict, model: str) -> None:
     messages = [{"role": "user", "content": [{"type": "text", "text": "look"}, part]}]
-    response = post(chat_server, user, {"model": model, "messages": messages})
+    response = chat(chat_server, user, {"model": model, "messages": messages})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "messages[0].content"
 
@@ -218,7 +213,7 @@ def test_image_parts_reach_a_vision_model(chat_server, fake_llm: FakeOpenAI, use
         {"type": "image_url", "image_url": {"url": PIXEL, "detail": "low"}},
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
     ]
-    response = post(chat_server, user, {"messages": [{"role": "user", "content": parts}]})
+    response = chat(chat_server, user, {"messages": [{"role": "user", "content": parts}]})
     assert response.status_code == 200, response.text
     received = sent_with(fake_llm, marker)["messages"][0]["content"]
     assert [p["image_url"]["url"] for p in received[1:]] == [PIXEL, "https://example.com/cat.png"]
@@ -228,7 +223,7 @@ def test_image_parts_reach_a_vision_model(chat_server, fake_llm: FakeOpenAI, use
 def test_a_data_uri_counts_against_the_body_limit(chat_server, user: User) -> None:
     big = "data:image/png;base64," + "A" * (300 * 1024)
     messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": big}}]}]
-    response = post(chat_server, user, {"messages": messages})
+    response = chat(chat_server, user, {"messages": messages})
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
 
 
@@ -236,14 +231,14 @@ def test_a_data_uri_counts_against_the_body_limit(chat_server, user: User) -> No
 
 
 def test_json_answer_carries_cost_and_the_request_id(chat_server, user: User) -> None:
-    response = post(chat_server, user, {"messages": marked()[1]})
+    response = chat(chat_server, user, {"messages": marked()[1]})
     body = response.json()
     assert response.headers["x-request-id"] == body["id"]
     assert body["usage"]["cost"] > 0
 
 
 def test_errors_carry_a_request_id_too(chat_server, user: User) -> None:
-    response = post(chat_server, user, {"messages": marked()[1], "frobnicate": 1})
+    response = chat(chat_server, user, {"messages": marked()[1], "frobnicate": 1})
     assert response.status_code == 400 and response.headers["x-request-id"]
 
 
@@ -360,7 +355,7 @@ def test_a_tool_result_round_trip_is_accepted(chat_server, fake_llm: FakeOpenAI,
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]
-    assert post(chat_server, user, {"messages": messages, "tools": [WEATHER]}).status_code == 200
+    assert chat(chat_server, user, {"messages": messages, "tools": [WEATHER]}).status_code == 200
     assert sent_with(fake_llm, marker)["messages"][1]["tool_calls"][0]["id"] == "call_1"
 
 
@@ -373,12 +368,12 @@ def test_local_model_calls_a_tool_its_prompt_names(chat_server, user: User) -> N
         "messages": [{"role": "user", "content": "use get_weather for Oslo"}],
         "tools": [WEATHER],
     }
-    choice = post(chat_server, user, body).json()["choices"][0]
+    choice = chat(chat_server, user, body).json()["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     call = choice["message"]["tool_calls"][0]
     assert call["function"]["name"] == "get_weather"
     assert json.loads(call["function"]["arguments"]) == {"city": "use get_weather for Oslo", "days": 1}
-    plain = post(chat_server, user, {**body, "messages": [{"role": "user", "content": "hello"}]}).json()
+    plain = chat(chat_server, user, {**body, "messages": [{"role": "user", "content": "hello"}]}).json()
     assert plain["choices"][0]["finish_reason"] == "stop" and "tool_calls" not in plain["choices"][0]["message"]
 
 
@@ -427,7 +422,7 @@ def test_local_model_answers_json_schema_with_a_valid_object(chat_server, user: 
 
 def test_local_model_honours_n_and_stop(chat_server, user: User) -> None:
     body = {"model": "local/demo", "messages": [{"role": "user", "content": "one two three"}], "n": 3, "stop": " two"}
-    choices = post(chat_server, user, body).json()["choices"]
+    choices = chat(chat_server, user, body).json()["choices"]
     assert [c["index"] for c in choices] == [0, 1, 2]
     assert {c["message"]["content"] for c in choices} == {"This is the local demo model. You said: one"}
     streamed = {**body, "stream": True}

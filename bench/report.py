@@ -44,7 +44,7 @@ def render(results: Results) -> str:
     head = [
         f"Measured {m.date} on {m.cpus} × {m.cpu}, {m.memory}; Python {m.python}; {m.packages}. "
         f"Load average at the start (1/5/15 min): {m.load}. The machine is shared: other "
-        "engineers' test suites ran on the same cores during the run.",
+        "processes ran on the same cores during the run.",
         "",
     ]
     sections = [

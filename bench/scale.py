@@ -3,10 +3,10 @@
 ``.venv/bin/python -m bench.scale [--rps R ...] [--stream-share S] ...`` prints, for a request
 mix, the request rate at which each outside limit is reached, then what happens at 1x, 10x and
 100x a base rate (default: the single-instance throughput measured by ``bench/run``). The
-limits and their sources are in docs/SCALE.md; each is a field of ``Limits`` below. Two parts
-are modelled as designed, not as built today: the outbox replay through Lago's batch endpoint
-(issue 11: 10,000 events per 50 s run) and the Firestore budget-lease ledger (issue 13: at most
-2 writes per second per payer).
+limits and their sources are in docs/SCALE.md; each is a field of ``Limits`` below. The outbox
+replay and the budget ledger are modelled as built: a replay run drains at the rate measured in
+docs/PERFORMANCE.md for ``BILLING_REPLAY_BUDGET_S``, and each instance serving a payer exchanges
+its ledger slice about once per ``lease_s`` (``shared/ledger.py``).
 """
 
 from __future__ import annotations
@@ -44,17 +44,15 @@ class Mix:
     payers_per_instance: int = 50  # distinct payers an instance serves within CHAT_USAGE_CACHE_S
     top_payer_share: float = 0.05  # the busiest payer's share of all requests (a team)
     usage_cache_s: float = 10.0  # CHAT_USAGE_CACHE_S: one Lago usage read per payer per instance per period
-    lease_s: float = 5.0  # issue 13: one lease per instance serving a payer, taken and returned per period
-    ledger_writes_cap_s: float = 2.0  # issue 13's target: at most 2 ledger writes/s per payer
+    lease_s: float = 2.0  # shared/ledger.py: a slice lasts ~2 s, so one exchange (a write) per instance per 2 s
     worker_mb: float = 340  # bench/run: RSS of the worker after warm-up
     master_mb: float = 215  # bench/run: the gunicorn master (shares pages with the worker until written)
     per_request_mb: float = 1.7  # bench/run: worker growth over the 8-client warm-up / 8 (an upper bound)
     secrets_per_cold_start: int = 4  # deploy.sh: Lago's three + one provider key
     outage_s: float = 3600  # a Lago outage to recover from
-    today_events_per_run: int = 200  # BILLING_REPLAY_BATCH today: one event per Lago request
     replay_every_s: float = 300  # deploy.sh's Cloud Scheduler job: every 5 minutes
-    replay_events_per_run: int = 10_000  # issue 11, as designed: one run drains this many ...
-    replay_run_s: float = 50  # ... in at most this long, and is re-invoked while work is left
+    replay_events_s: float = 272  # PERFORMANCE.md: the slowest of three measured 10,000-event runs
+    replay_budget_s: float = 50  # BILLING_REPLAY_BUDGET_S: how long one run keeps draining
 
     @property
     def latency_s(self) -> float:
@@ -112,14 +110,20 @@ def pressures(rps: float, limits: Limits, mix: Mix) -> list[Pressure]:
             "Lago provisioning calls/s when every instance starts within a minute",
             2 * mix.payers_per_instance * instances / 60,
             limits.lago_other_rps,
-            "first requests of new instances wait on Lago; failures are retried 60 s later, unprovisioned payers unbilled",
+            "first requests of new instances wait on Lago; failures are retried 30 s later, unprovisioned payers unbilled",
         ),
         Pressure(
-            "ledger writes/s on the top payer's document (issue 13 leases)",
-            min(mix.ledger_writes_cap_s, 2 / mix.lease_s * min(instances, in_flight_top_payer)),
+            "ledger writes/s on the top payer's document (budgets on: one exchange per instance serving it per lease)",
+            min(instances, in_flight_top_payer) / mix.lease_s,
             limits.firestore_doc_writes_s,
-            "capped at 2/s by design (larger leases), still twice a document's sustained rate: contention and "
-            "retries unless a payer's ledger spans two or more documents",
+            "exchanges contend and retry; a call that needs one waits, and one that cannot get it is a 503: "
+            "spread a payer over several documents, or lengthen slices as instances join",
+        ),
+        Pressure(
+            "ledger writes/s on the project cap's document (CHAT_PROJECT_BUDGET_CENTS: every instance leases from it)",
+            instances / mix.lease_s,
+            limits.firestore_doc_writes_s,
+            "the same, for every payer at once: shard the project's ledger, or lengthen its slices",
         ),
         Pressure(
             "Secret Manager accesses/min when every instance starts within a minute",
@@ -155,16 +159,12 @@ def breaking_rps(index: int, limits: Limits, mix: Mix) -> float:
     return high
 
 
-def drain_s(rps: float, mix: Mix) -> tuple[float, float, float]:
-    """Seconds to replay the backlog an outage of ``mix.outage_s`` leaves: today (one run of
-    ``today_events_per_run`` per scheduler period), as designed at the scheduler's period, and as
-    designed with runs back to back."""
+def drain_s(rps: float, mix: Mix) -> tuple[float, float]:
+    """Seconds to replay the backlog an outage of ``mix.outage_s`` leaves: with one run per
+    scheduler period, and with runs back to back (called again while one answers ``remaining``)."""
     backlog = rps * mix.outage_s
-    return (
-        backlog / (mix.today_events_per_run / mix.replay_every_s),
-        backlog / (mix.replay_events_per_run / mix.replay_every_s),
-        backlog / (mix.replay_events_per_run / mix.replay_run_s),
-    )
+    per_run = mix.replay_events_s * mix.replay_budget_s
+    return backlog / (per_run / mix.replay_every_s), backlog / mix.replay_events_s
 
 
 def _hours(seconds: float) -> str:
@@ -194,11 +194,11 @@ def report(limits: Limits, mix: Mix, base_rps: float) -> str:
     for factor in (1, 10, 100):
         rps = base_rps * factor
         broken = [f"{p.limit} {p.used:,.0f}/{p.cap:,.0f}" for p in pressures(rps, limits, mix) if p.broken]
-        today, scheduled, back_to_back = drain_s(rps, mix)
+        scheduled, back_to_back = drain_s(rps, mix)
         lines.append(
             f"  {factor:>3}x = {rps:,.0f} req/s, {math.ceil(rps / per_instance):,} instances: a "
-            f"{mix.outage_s / 3600:g} h Lago outage leaves {rps * mix.outage_s:,.0f} events, replayed in "
-            f"{_hours(today)} today, {_hours(scheduled)} as designed (issue 11) at one run per "
+            f"{mix.outage_s / 3600:g} h Lago outage leaves {rps * mix.outage_s:,.0f} events, replayed at "
+            f"{mix.replay_events_s:g} events/s in {_hours(scheduled)} at one {mix.replay_budget_s:g} s run per "
             f"{mix.replay_every_s / 60:g} min, {_hours(back_to_back)} with runs back to back"
         )
         lines.append("        over a limit: " + ("; ".join(broken) or "nothing"))

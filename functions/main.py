@@ -23,7 +23,7 @@ load_secrets()
 import flask  # noqa: E402
 import functions_framework  # noqa: E402
 
-from shared import handlers, replay  # noqa: E402
+from shared import routes, serving  # noqa: E402
 from shared.body_guard import BodyGuard  # noqa: E402
 from shared.instance import current_instance, start_instance  # noqa: E402
 from shared.shutdown import hook_worker_sigterm  # noqa: E402
@@ -31,7 +31,7 @@ from shared.shutdown import hook_worker_sigterm  # noqa: E402
 instance = start_instance()
 hook_worker_sigterm()  # in the master, before gunicorn forks its worker
 # functions-framework runs this module inside its Flask app's context: bound every body there.
-flask.current_app.wsgi_app = BodyGuard(flask.current_app.wsgi_app, handlers.body_limit(instance))  # type: ignore[method-assign]
+flask.current_app.wsgi_app = BodyGuard(flask.current_app.wsgi_app, serving.body_limit(instance))  # type: ignore[method-assign]
 gc.freeze()
 gc.enable()
 
@@ -43,16 +43,16 @@ PUBLIC_ENTRY_POINTS = ("chat", "usage")
 @functions_framework.http
 def chat(request: flask.Request) -> flask.Response:
     """OpenAI-compatible chat completions for signed-in Firebase users."""
-    return handlers.serve(request, current_instance(), handlers.CHAT_ROUTES)
+    return serving.serve(request, current_instance(), routes.CHAT_ROUTES)
 
 
 @functions_framework.http
 def usage(request: flask.Request) -> flask.Response:
     """The signed-in user's usage in the current billing period, and their budget."""
-    return handlers.serve(request, current_instance(), handlers.USAGE_ROUTES)
+    return serving.serve(request, current_instance(), routes.USAGE_ROUTES)
 
 
 @functions_framework.http
 def replay_billing(request: flask.Request) -> flask.Response:
     """Drains the billing outbox; private, invoked by Cloud Scheduler with OIDC."""
-    return handlers.serve(request, current_instance(), replay.REPLAY_ROUTES, preflight=False)
+    return serving.serve(request, current_instance(), routes.REPLAY_ROUTES, preflight=False)

@@ -11,6 +11,8 @@ verified caller to its billed answer), ``billing_event`` / ``lago_events`` / ``b
 ``lago_accounts`` / ``budget`` / ``ledger`` / ``model_prices`` (customers, usage, and the
 payer's and the project's spending limits on a Firestore ledger shared by every instance, and
 the prices they rest on), ``rate_limits`` (per-payer requests, tokens and concurrency),
-``shutdown`` (SIGTERM: streams ended and billed in time), ``instance`` (the per-instance
-singletons) and ``handlers`` (HTTP in, HTTP out, one routing table per function).
+``reservation`` (what a call holds until it is billed), ``shutdown`` (SIGTERM: streams ended
+and billed in time), ``instance`` (the per-instance singletons). Above them all, the HTTP layer:
+``serving`` (routing, CORS, errors as JSON) and ``routes`` (the endpoints, one routing table per
+function); nothing below imports it.
 """

@@ -19,13 +19,12 @@ import litellm
 from litellm.integrations.lago import LagoLogger
 
 from .auth import Caller
-from .billing_event import CallUsage, LagoEvent, build_event, format_timestamp, usage_from_response
-from .budget import NO_RESERVATION, Reservation
+from .billing_event import CallContext, CallUsage, LagoEvent, build_event, format_timestamp, usage_from_response
 from .errors import ApiError, ErrorCode
 from .lago_events import LagoEventsClient, Outcome
-from .llm import CallContext
 from .logs import log
 from .outbox import Outbox
+from .reservation import NO_RESERVATION, Reservation
 from .settings import LagoSettings
 from .shutdown import SHUTDOWN
 

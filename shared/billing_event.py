@@ -10,6 +10,17 @@ import litellm
 from .logs import log_once
 
 
+@dataclass(frozen=True)
+class CallContext:
+    """One model call as billed: its id (the event's transaction id), its time, who pays, the model."""
+
+    call_id: str
+    timestamp: str
+    uid: str
+    payer: str
+    model: str
+
+
 class LagoEvent(TypedDict, total=False):
     transaction_id: str
     external_subscription_id: str

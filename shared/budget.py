@@ -11,7 +11,7 @@ Two limits, each its own ledger:
 - the project's, per calendar month (UTC) across all payers: ``CHAT_PROJECT_BUDGET_CENTS``.
 
 Amounts are in cents of the model cost LiteLLM computes (the Lago plan is expected to price the
-``response_cost`` it receives at cost; see the README). Lago being unreachable does not stop
+``response_cost`` it receives at cost; see docs/security.md). Lago being unreachable does not stop
 chat: the ledger decides from the last usage it read (a payer never read falls back to the
 default limit and the calendar month). Firestore being unreachable does: a limit that cannot be
 checked answers 503 rather than let spending through.
@@ -21,44 +21,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import threading
-from collections.abc import Callable
 
 from .billing_event import price
 from .errors import ApiError, ErrorCode
 from .lago_accounts import LagoAccounts
 from .ledger import SpendLeases
 from .logs import log, uid_hash
+from .reservation import NO_RESERVATION, Reservation
 
 PROJECT_PAYER = "__project__"  # not a Firebase uid (those are 28 characters of [A-Za-z0-9])
-
-
-class Reservation:
-    """A call's holds (budget, rate limits) kept until ``settle`` with the call's real cost."""
-
-    def __init__(self, release: Callable[[float], None] | None = None) -> None:
-        self._release = release
-        self._lock = threading.Lock()
-
-    def settle(self, actual_cents: float) -> None:
-        with self._lock:
-            release, self._release = self._release, None
-        if release is not None:
-            release(actual_cents)
-
-    def then(self, other: Reservation) -> Reservation:
-        """One reservation that settles both."""
-
-        def both(actual: float) -> None:
-            try:
-                self.settle(actual)
-            finally:
-                other.settle(actual)
-
-        return Reservation(both)
-
-
-NO_RESERVATION = Reservation(None)
 
 
 def calendar_month(now: dt.datetime | None = None) -> str:

@@ -16,6 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import litellm
@@ -23,19 +24,36 @@ import litellm
 from . import llm
 from .auth import Caller
 from .billing import Billing, RequestBilling
-from .billing_event import CallUsage, usage_from_response
-from .budget import NO_RESERVATION, BudgetGuard, Reservation
+from .billing_event import CallContext, CallUsage, usage_from_response
+from .budget import BudgetGuard
 from .chat_request import ChatRequest, worst_case_tokens
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
-from .llm import CallContext
 from .logs import log
-from .rate_limits import Permit, RateLimits, set_answer_headers
+from .rate_limits import Permit, RateLimits
+from .reservation import NO_RESERVATION, Reservation
 from .secret_env import SecretRetry
 from .shutdown import SHUTDOWN
 
 # The error event that ends a stream the instance's shutdown cut short (its sent part is billed).
 SHUTTING_DOWN = ApiError(ErrorCode.UNAVAILABLE, "The server is shutting down; the answer was cut short. Retry it.")
+
+
+@dataclass(frozen=True)
+class JsonAnswer:
+    """A ``chat.completion`` body, billed, and the headers it goes out with (``x-ratelimit-*``)."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamAnswer:
+    """A started stream: the call's id, its SSE lines (billed before the last), its headers."""
+
+    call_id: str
+    lines: Iterator[str]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class ChatService:
@@ -71,13 +89,18 @@ class ChatService:
         self._billing_retry = billing_retry  # Lago's secrets, read again by requests until they are
         self._timeout_s = llm_timeout_s
 
-    def complete(self, request: ChatRequest, caller: Caller) -> dict[str, Any]:
+    def complete(self, request: ChatRequest, caller: Caller) -> JsonAnswer:
         """A ``chat.completion`` body; the call is billed before this returns."""
-        return complete_json(request, self._prepare(request, caller), self._timeout_s)
+        billing, headers = self._prepare(request, caller)
+        with _answer_headers_on_error(headers):
+            return JsonAnswer(complete_json(request, billing, self._timeout_s), headers)
 
-    def stream(self, request: ChatRequest, caller: Caller) -> tuple[str, Iterator[str]]:
+    def stream(self, request: ChatRequest, caller: Caller) -> StreamAnswer:
         """The call's id and its SSE lines; errors before the first byte raise ``ApiError``."""
-        return open_event_stream(request, self._prepare(request, caller), self._timeout_s)
+        billing, headers = self._prepare(request, caller)
+        with _answer_headers_on_error(headers):
+            call_id, lines = open_event_stream(request, billing, self._timeout_s)
+        return StreamAnswer(call_id, lines, headers)
 
     def usage(self, caller: Caller) -> dict[str, Any]:
         """The payer's usage in the current billing period, and its budget (the usage view's body)."""
@@ -101,8 +124,10 @@ class ChatService:
             headers={"Retry-After": str(self._billing_retry.retry_after_s())},
         )
 
-    def _prepare(self, request: ChatRequest, caller: Caller) -> RequestBilling:
-        """Refuse what cannot be served or billed, then provision the payer and hold its budget."""
+    def _prepare(self, request: ChatRequest, caller: Caller) -> tuple[RequestBilling, dict[str, str]]:
+        """Refuse what cannot be served or billed, then provision the payer and hold its budget.
+
+        Also returns the rate limits' ``x-ratelimit-*`` headers, which every answer carries."""
         if self._unreported:
             self._report_unavailable_models()
         if self._require_billing and not self.billing.enabled:
@@ -114,7 +139,7 @@ class ChatService:
         if self.limits is None and self.budget is None:
             if self.accounts is not None:
                 self.accounts.provision(billing.payer, caller)
-            return billing
+            return billing, {}
         prompt_tokens, completion_tokens = worst_case_tokens(request)
         permit = self._admit(billing.payer, caller.uid, prompt_tokens + completion_tokens)
         try:
@@ -124,11 +149,15 @@ class ChatService:
             if self.budget is not None:
                 cap = self._cap(billing.payer, caller)
                 reservation = self.budget.reserve(billing.payer, request.model, prompt_tokens, completion_tokens, cap)
+        except ApiError as error:
+            permit.release()
+            error.headers.update({k: v for k, v in permit.headers.items() if k not in error.headers})
+            raise
         except BaseException:
             permit.release()
             raise
         billing.hold(Reservation(lambda _: permit.release()).then(reservation))
-        return billing
+        return billing, dict(permit.headers)
 
     def _report_unavailable_models(self) -> None:
         with self._report_lock:
@@ -143,15 +172,24 @@ class ChatService:
         if self.limits is None:
             return Permit({})
         keys = [f"payer:{payer}"] + ([f"uid:{uid}"] if uid != payer else [])
-        permit = self.limits.admit(keys, tokens)
-        set_answer_headers(permit.headers)
-        return permit
+        return self.limits.admit(keys, tokens)
 
     def _cap(self, payer: str, caller: Caller) -> int | None:
         # A member's account age says nothing about a team's shared budget: users' own budgets only.
         if self._budget_cap is None or payer != caller.uid:
             return None
         return self._budget_cap(caller)
+
+
+@contextlib.contextmanager
+def _answer_headers_on_error(headers: dict[str, str]) -> Iterator[None]:
+    """An error after admission still carries the rate limits' headers (as OpenAI's do)."""
+    try:
+        yield
+    except ApiError as error:
+        for name, value in headers.items():
+            error.headers.setdefault(name, value)
+        raise
 
 
 def usage_body(account: Account, budget: tuple[int, int] | None) -> dict[str, Any]:

@@ -105,40 +105,14 @@ def current_instance() -> Instance | BrokenInstance:
 
 
 def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None) -> Instance | BrokenInstance:
+    """The instance from the environment: settings, LiteLLM, billing, limits, then the chat flow."""
     configure()
-    try:
-        settings = Settings.from_env(env)
-    except RefusedToStart as error:
-        log("CRITICAL", "settings_invalid", detail=str(error))
-        raise  # a deployed instance must refuse to start open to anyone
-    except SettingsError as error:
-        log("ERROR", "settings_invalid", detail=str(error))
-        return BrokenInstance(cors_origins_from_env(env))
-    import litellm  # after secrets and LITELLM_LOCAL_MODEL_COST_MAP are in the environment
-
-    litellm.suppress_debug_info = True
-    from .llm import preload
-    from .local_model import register_local_models
-
-    preload()
-
-    register_local_models(settings.chat_models, settings.local_model_delay_ms / 1000)
-    register_prices(settings.model_prices)
-    unpriced = unpriced_models(settings.chat_models) if settings.prices_required else ()
-    if unpriced:
-        detail = (
-            f"no price for {', '.join(unpriced)}: with a budget (CHAT_BUDGET_CENTS, CHAT_NEW_ACCOUNT_BUDGET_CENTS, "
-            "CHAT_PROJECT_BUDGET_CENTS) or LAGO_BILLS_COST every model in "
-            "CHAT_MODELS needs one (LiteLLM's cost map or CHAT_MODEL_PRICES), else its calls are free"
-        )
-        log("ERROR", "settings_invalid", detail=detail, models=list(unpriced))
-        return BrokenInstance(settings.cors_origins)
-    if settings.deployed and not settings.require_billing:
-        log(
-            "WARNING",
-            "billing_not_required",
-            reason="CHAT_REQUIRE_BILLING=false: chat is served unbilled if Lago is off",
-        )
+    settings = _settings(env)
+    if isinstance(settings, BrokenInstance):
+        return settings
+    broken = _prepare_litellm(settings)
+    if broken is not None:
+        return broken
     verifier = verifier or TokenVerifier(
         settings.project_id,
         check_revoked=settings.check_revoked,
@@ -149,43 +123,15 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
     billing = Billing(
         settings.lago, outbox=Outbox(firestore_db) if settings.outbox_enabled else None, deployed=settings.deployed
     )
-    accounts = budget = limits = None
-    if billing.enabled:
-        lago = settings.lago
-        accounts = LagoAccounts(
-            lago.api_base,
-            lago.api_key,
-            plan_code=lago.plan_code,
-            cache_s=settings.usage_cache_s,
-            read_timeout_s=lago.read_timeout_s,
-            team_payers=lago.charge_by == "team_id",
-        )
-    elif settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None:
-        log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS and CHAT_NEW_ACCOUNT_BUDGET_CENTS need Lago")
-    retry = None
-    if settings.require_billing and not billing.enabled:
-        retry = SecretRetry.for_missing(settings.lago.missing, env)
+    accounts = _lago_accounts(settings, billing)
+    retry = (
+        SecretRetry.for_missing(settings.lago.missing, env)
+        if settings.require_billing and not billing.enabled
+        else None
+    )
     # Not deployed and no Firestore emulator (scripts/run): limits are kept in this process only.
     local_only = not settings.deployed and not env.get("FIRESTORE_EMULATOR_HOST")
-    limited = (settings.budget_cents, settings.project_budget_cents, settings.rate_limit_rpm) != (None, None, None)
-    if local_only and (limited or settings.rate_limit_tpm is not None or settings.max_concurrent is not None):
-        log("INFO", "limits_local", reason="no FIRESTORE_EMULATOR_HOST: budgets and rate limits are per instance")
-    payer_limit = settings.budget_cents if accounts is not None else None
-    payer_budget = accounts is not None and (
-        settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None
-    )
-    if payer_budget or settings.project_budget_cents is not None:
-        leases = SpendLeases(LocalLedgerStore() if local_only else LedgerStore(firestore_db))
-        budget = BudgetGuard(
-            accounts, leases, default_limit_cents=payer_limit, project_limit_cents=settings.project_budget_cents
-        )
-    if (settings.rate_limit_rpm, settings.rate_limit_tpm, settings.max_concurrent) != (None, None, None):
-        limits = RateLimits(
-            LocalRateStore() if local_only else RateStore(firestore_db),
-            rpm=settings.rate_limit_rpm,
-            tpm=settings.rate_limit_tpm,
-            max_concurrent=settings.max_concurrent,
-        )
+    budget, limits = _limits(settings, accounts, firestore_db, local_only=local_only)
     sign_in = SignInPolicy(settings.sign_in, verifier.firebase_app)
     chat = ChatService(
         billing,
@@ -210,3 +156,90 @@ def _build(env: MutableMapping[str, str], verifier: TokenVerifier | None = None)
     )
     app_check = AppCheckGate(settings.app_check, verifier.firebase_app)
     return Instance(settings, verifier, billing, chat, app_check, sign_in, retry)
+
+
+def _settings(env: MutableMapping[str, str]) -> Settings | BrokenInstance:
+    """The settings; unusable ones make a broken instance, a ``RefusedToStart`` stops the process."""
+    try:
+        return Settings.from_env(env)
+    except RefusedToStart as error:
+        log("CRITICAL", "settings_invalid", detail=str(error))
+        raise  # a deployed instance must refuse to start open to anyone
+    except SettingsError as error:
+        log("ERROR", "settings_invalid", detail=str(error))
+        return BrokenInstance(cors_origins_from_env(env))
+
+
+def _prepare_litellm(settings: Settings) -> BrokenInstance | None:
+    """Import LiteLLM, register the local models and the operator's prices; refuse unpriced models."""
+    import litellm  # after secrets and LITELLM_LOCAL_MODEL_COST_MAP are in the environment
+
+    litellm.suppress_debug_info = True
+    from .llm import preload
+    from .local_model import register_local_models
+
+    preload()
+    register_local_models(settings.chat_models, settings.local_model_delay_ms / 1000)
+    register_prices(settings.model_prices)
+    unpriced = unpriced_models(settings.chat_models) if settings.prices_required else ()
+    if unpriced:
+        detail = (
+            f"no price for {', '.join(unpriced)}: with a budget (CHAT_BUDGET_CENTS, CHAT_NEW_ACCOUNT_BUDGET_CENTS, "
+            "CHAT_PROJECT_BUDGET_CENTS) or LAGO_BILLS_COST every model in "
+            "CHAT_MODELS needs one (LiteLLM's cost map or CHAT_MODEL_PRICES), else its calls are free"
+        )
+        log("ERROR", "settings_invalid", detail=detail, models=list(unpriced))
+        return BrokenInstance(settings.cors_origins)
+    if settings.deployed and not settings.require_billing:
+        log(
+            "WARNING",
+            "billing_not_required",
+            reason="CHAT_REQUIRE_BILLING=false: chat is served unbilled if Lago is off",
+        )
+    return None
+
+
+def _lago_accounts(settings: Settings, billing: Billing) -> LagoAccounts | None:
+    """Lago's customers, subscriptions and usage, when billing is on."""
+    if billing.enabled:
+        lago = settings.lago
+        return LagoAccounts(
+            lago.api_base,
+            lago.api_key,
+            plan_code=lago.plan_code,
+            cache_s=settings.usage_cache_s,
+            read_timeout_s=lago.read_timeout_s,
+            team_payers=lago.charge_by == "team_id",
+        )
+    if settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None:
+        log("ERROR", "budget_disabled", reason="CHAT_BUDGET_CENTS and CHAT_NEW_ACCOUNT_BUDGET_CENTS need Lago")
+    return None
+
+
+def _limits(
+    settings: Settings, accounts: LagoAccounts | None, firestore_db: FirestoreDb, *, local_only: bool
+) -> tuple[BudgetGuard | None, RateLimits | None]:
+    """The spending limits (payer's and project's ledgers) and the rate limits, each if configured."""
+    limited = (settings.budget_cents, settings.project_budget_cents, settings.rate_limit_rpm) != (None, None, None)
+    if local_only and (limited or settings.rate_limit_tpm is not None or settings.max_concurrent is not None):
+        log("INFO", "limits_local", reason="no FIRESTORE_EMULATOR_HOST: budgets and rate limits are per instance")
+    budget = limits = None
+    payer_budget = accounts is not None and (
+        settings.budget_cents is not None or settings.sign_in.new_account_budget_cents is not None
+    )
+    if payer_budget or settings.project_budget_cents is not None:
+        leases = SpendLeases(LocalLedgerStore() if local_only else LedgerStore(firestore_db))
+        budget = BudgetGuard(
+            accounts,
+            leases,
+            default_limit_cents=settings.budget_cents if accounts is not None else None,
+            project_limit_cents=settings.project_budget_cents,
+        )
+    if (settings.rate_limit_rpm, settings.rate_limit_tpm, settings.max_concurrent) != (None, None, None):
+        limits = RateLimits(
+            LocalRateStore() if local_only else RateStore(firestore_db),
+            rpm=settings.rate_limit_rpm,
+            tpm=settings.rate_limit_tpm,
+            max_concurrent=settings.max_concurrent,
+        )
+    return budget, limits

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from dataclasses import dataclass
 from typing import Any
 
 import litellm
 import openai
 
+from .billing_event import CallContext
 from .chat_request import ChatRequest
 from .errors import ApiError, ErrorCode
 from .logs import log, uid_hash
-
-
-@dataclass(frozen=True)
-class CallContext:
-    """One LiteLLM call: its id (the billing event's transaction id), its time, who pays."""
-
-    call_id: str
-    timestamp: str
-    uid: str
-    payer: str
-    model: str
-
 
 # What LiteLLM imports on its first call rather than at ``import litellm`` (found by diffing
 # ``sys.modules`` around a server's first request): ~0.2 s of CPU, two thirds of it the proxy's

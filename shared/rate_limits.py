@@ -26,7 +26,6 @@ Over a limit: 429 in OpenAI's shape (``type`` ``requests`` or ``tokens``, ``code
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import math
 import threading
@@ -113,21 +112,6 @@ class RateStore:
 
         taken: bool = self._transact(doc_id, change)
         return taken
-
-
-# The x-ratelimit-* headers of the request being served (its thread), for the HTTP layer.
-_answer_headers: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("answer_headers", default=None)
-
-
-def set_answer_headers(headers: dict[str, str]) -> None:
-    _answer_headers.set(headers)
-
-
-def take_answer_headers() -> dict[str, str]:
-    """The headers set while serving this request (and forget them)."""
-    headers = _answer_headers.get() or {}
-    _answer_headers.set(None)
-    return headers
 
 
 class LocalRateStore(RateStore):

@@ -1,4 +1,4 @@
-"""Draining the billing outbox into Lago, and the ``replay_billing`` route (Cloud Scheduler calls it).
+"""Draining the billing outbox into Lago (the ``replay_billing`` route, which Cloud Scheduler calls, runs it).
 
 One run keeps going until nothing is due or its time budget ends, in three overlapping stages:
 
@@ -24,12 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import flask
-
 from .errors import ApiError, ErrorCode
-from .handlers import Routes, json_response
-from .instance import Instance
-from .invoker import verify_invoker
 from .lago_events import BATCH_LIMIT, Delivery, LagoEventsClient, Outcome
 from .logs import log
 from .outbox import Claimed, Outbox, chunks
@@ -223,26 +218,10 @@ def _hand_over(pages: queue.Queue[list[Claimed] | BaseException | None], claimed
         pages.put(claimed)
 
 
-def replay_route(request: flask.Request, instance: Instance) -> flask.Response:
-    """Drain the outbox; answers with the run's counts. IAM keeps the function private; the
-    caller's OIDC token is checked here too."""
-    verify_invoker(request.headers.get("Authorization"), instance.settings)
-    billing = instance.billing
-    if not billing.enabled or billing.client is None:
-        raise ApiError(ErrorCode.UNAVAILABLE, "Billing is not configured on this instance.")
-    if billing.outbox is None:
-        raise ApiError(ErrorCode.UNAVAILABLE, "The billing outbox is disabled (BILLING_OUTBOX=false).")
-    settings = instance.settings
-    run = ReplayRun(
-        billing.outbox, billing.client, page_size=settings.replay_batch_size, budget_s=settings.replay_budget_s
-    )
-    report = _outbox_guarded(run.run, run.report)
-    log("INFO" if report.remaining == 0 else "WARNING", "billing_replayed", **report.to_dict())
-    return json_response(report.to_dict())
-
-
-# Any path; no CORS preflight: only Cloud Scheduler calls it.
-REPLAY_ROUTES: Routes = {"": {"POST": replay_route}}
+def drain_outbox(outbox: Outbox, client: LagoEventsClient, *, page_size: int, budget_s: float) -> ReplayReport:
+    """One replay run over the outbox: its counts, or a 503 ``ApiError`` if Firestore failed it."""
+    run = ReplayRun(outbox, client, page_size=page_size, budget_s=budget_s)
+    return _outbox_guarded(run.run, run.report)
 
 
 def _outbox_guarded(run: Callable[[], ReplayReport], partial: ReplayReport) -> ReplayReport:

@@ -11,7 +11,7 @@ ends with the process). gunicorn's graceful timeout (30 s) is longer than Cloud 
 
 One per process (a signal reaches a process), installed by ``functions/main.py``: the hook
 wraps the SIGTERM handler gunicorn's worker installs after it forks (its ``init_signals``),
-because functions-framework gives no way to add gunicorn's own hooks. What still runs after SIGKILL: nothing (see README).
+because functions-framework gives no way to add gunicorn's own hooks. What still runs after SIGKILL: nothing (see docs/lago.md).
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+
+# Before anything imports LiteLLM: its bundled cost map, never a fetch from the internet.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import sys
 import time
 import uuid

@@ -377,7 +377,7 @@ def test_conversations_are_kept_reopened_after_a_reload_renamed_and_deleted(
     expect(chat.usage_row().locator(".requests")).to_have_text("4", timeout=WAIT_MS)
     ARTIFACTS.mkdir(exist_ok=True)
     page.evaluate("() => scrollTo(0, 0)")
-    page.screenshot(path=str(ARTIFACTS / "conversation.png"))  # README's docs/screenshot.png
+    page.screenshot(path=str(ARTIFACTS / "conversation.png"))  # docs/screenshot.png, shown by the README
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete “Another topic”").click()
     expect(titles).to_have_text(["Sorting in Python"])

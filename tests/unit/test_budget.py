@@ -14,10 +14,11 @@ import time
 import pytest
 
 from shared.billing_event import price
-from shared.budget import NO_RESERVATION, BudgetGuard
+from shared.budget import BudgetGuard
 from shared.errors import ApiError, ErrorCode
 from shared.lago_accounts import Account
 from shared.ledger import LocalLedgerStore, SpendLeases
+from shared.reservation import NO_RESERVATION
 
 MODEL = "openai/gpt-4o-mini"
 # One call's worst case: 1,000 prompt tokens and 100,000 completion tokens at the model's price.

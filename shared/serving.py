@@ -1,13 +1,13 @@
-"""HTTP in, HTTP out: routing, CORS, body limits, and the one place errors become responses.
+"""The HTTP plumbing: routing, CORS, body reading, and the one place errors become responses.
 
-Each function has a routing table: path suffix -> method -> route. ``serve`` answers from it
-the 404 for an unknown path, the 405 (with ``Allow``) for a wrong method and the CORS preflight.
+Each function has a routing table (``routes.py``): path suffix -> method -> route. ``serve``
+answers from it the 404 for an unknown path, the 405 (with ``Allow``) for a wrong method and the
+CORS preflight; a route returns a response or raises ``ApiError``, which becomes our JSON shape here.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -16,16 +16,12 @@ import flask
 
 from .app_check import APP_CHECK_HEADER
 from .body_guard import skip_body
-from .chat_request import parse_chat_request
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode, internal_error
 from .instance import BrokenInstance, Instance
 from .logs import bind_request, log, unbind_request
-from .rate_limits import take_answer_headers
 from .settings import DEFAULT_MAX_BODY_BYTES
 from .shutdown import SHUTDOWN
 
-CHAT_PATH_SUFFIX = "/v1/chat/completions"
-MODELS_PATH_SUFFIX = "/v1/models"
 # Request headers a browser may send cross-origin: ours, and those of the ecosystem's clients
 # (the openai package's x-stainless-* family, OpenAI's own headers, idempotency keys).
 _CORS_HEADERS = frozenset(
@@ -33,9 +29,6 @@ _CORS_HEADERS = frozenset(
     | {"openai-organization", "openai-project", "openai-beta", "x-api-key"}
 )
 _CORS_HEADER_PREFIXES = ("x-stainless-",)
-# Models have no release date here; ``created`` is when this instance started (OpenAI's field).
-_STARTED = int(time.time())
-
 Route = Callable[[flask.Request, Instance], flask.Response]
 # Path suffix ("" matches any path) -> HTTP method -> route.
 Routes = Mapping[str, Mapping[str, Route]]
@@ -66,7 +59,6 @@ def serve(
     finally:
         unbind_request(token)
     skip_body(request.environ)  # answered without (all of) it: don't wait for the rest
-    response.headers.update(take_answer_headers())  # the rate limits' x-ratelimit-*, once admitted
     _apply_cors(request, response, instance.cors_origins)
     if REQUEST_ID_HEADER not in response.headers:  # no call was made: an id for this response alone
         response.headers[REQUEST_ID_HEADER] = f"req_{uuid.uuid4().hex}"
@@ -99,59 +91,6 @@ def _usage_hint(routes: Routes) -> str:
     return " or ".join(f"{'/'.join(methods)} to {suffix}" for suffix, methods in routes.items())
 
 
-def chat_completions(request: flask.Request, instance: Instance) -> flask.Response:
-    """``POST .../v1/chat/completions``: a JSON completion, or its server-sent events."""
-    settings = instance.settings
-    # The token first: an anonymous sender's body is never waited for.
-    caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
-    instance.sign_in.check(caller)
-    raw = read_body(request, settings.max_body_bytes)
-    chat_request = parse_chat_request(raw, settings)
-    instance.app_check.check(request.headers.get(APP_CHECK_HEADER), chat_request.model)
-    if not chat_request.stream:
-        body = instance.chat.complete(chat_request, caller)
-        response = json_response(body)
-        response.headers[REQUEST_ID_HEADER] = body["id"]
-        return response
-    call_id, lines = instance.chat.stream(chat_request, caller)
-    return flask.Response(
-        _labelled(lines, request.headers.get("X-Cloud-Trace-Context"), settings.project_id),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", REQUEST_ID_HEADER: call_id},
-    )
-
-
-def list_models(request: flask.Request, instance: Instance) -> flask.Response:
-    """``GET .../v1/models``: the allowed models, the default first, in OpenAI's list shape."""
-    instance.sign_in.check(instance.verifier.verify_authorization(request.headers.get("Authorization")))
-    instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
-    consume = instance.settings.app_check.consume_models
-    data = [
-        {
-            "id": model,
-            "object": "model",
-            "created": _STARTED,
-            "owned_by": model.partition("/")[0] if "/" in model else "system",
-            # The page sends these models a fresh limited-use App Check token: the server consumes it.
-            **({"limited_use_app_check": True} if model in consume else {}),
-        }
-        for model in instance.settings.chat_models
-    ]
-    return json_response({"object": "list", "data": data})
-
-
-def usage(request: flask.Request, instance: Instance) -> flask.Response:
-    """``GET``: the caller's usage in the current billing period, and their budget."""
-    caller = instance.verifier.verify_authorization(request.headers.get("Authorization"))
-    instance.app_check.check(request.headers.get(APP_CHECK_HEADER))
-    return json_response(instance.chat.usage(caller))
-
-
-# The ``chat`` function answers under any prefix; ``usage`` at any path.
-CHAT_ROUTES: Routes = {CHAT_PATH_SUFFIX: {"POST": chat_completions}, MODELS_PATH_SUFFIX: {"GET": list_models}}
-USAGE_ROUTES: Routes = {"": {"GET": usage}}
-
-
 def body_limit(instance: Instance | BrokenInstance) -> int:
     """The most a request body may hold (``CHAT_MAX_BODY_BYTES``; its default when misconfigured)."""
     return instance.settings.max_body_bytes if isinstance(instance, Instance) else DEFAULT_MAX_BODY_BYTES
@@ -167,7 +106,7 @@ def read_body(request: flask.Request, limit: int) -> bytes:
     return raw
 
 
-def _labelled(lines: Iterator[str], trace: str | None, project: str) -> Iterator[str]:
+def labelled_stream(lines: Iterator[str], trace: str | None, project: str) -> Iterator[str]:
     # The stream runs after the handler returned: bind its log labels again while it runs.
     token = bind_request(trace, project)
     try:

@@ -1,7 +1,7 @@
 """The budget's decisions: worst cases reserved against the payer's ledger, reconciled with Lago (no server).
 
 The ledger is kept in memory (``LocalLedgerStore``: the same transactions as Firestore's);
-``tests/test_ledger.py`` tests its arithmetic and the Firestore emulator.
+``tests/unit/test_ledger.py`` tests its arithmetic, ``tests/test_ledger.py`` the Firestore emulator.
 
 Lago's side is a plain object holding the payer's ``Account`` as Lago would report it: the
 arithmetic, not the Lago client, is under test here (test_billing.py drives the real one).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "shared"
 # The HTTP layer: plumbing, then the endpoints. Everything else in shared/ sits below it.
 HTTP_LAYER = {"serving", "routes"}

@@ -4,7 +4,6 @@ n, logprobs and images come back intact, with the official ``openai`` client."""
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from typing import Any
@@ -16,7 +15,7 @@ from httpx_sse import connect_sse
 
 from standins.openai_llm import FakeOpenAI
 from tests.conftest import DEFAULT_MODEL, User
-from tests.support.api import CHAT, chat
+from tests.support.api import CHAT, PIXEL, chat
 
 WEATHER = {
     "type": "function",
@@ -36,16 +35,6 @@ PERSON_SCHEMA = {
     "required": ["name", "age"],
     "additionalProperties": False,
 }
-# A 1x1 PNG as a data URI.
-PIXEL = (
-    "data:image/png;base64,"
-    + base64.b64encode(
-        bytes.fromhex(
-            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-            "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
-        )
-    ).decode()
-)
 
 
 def sent_with(fake_llm: FakeOpenAI, marker: str) -> dict[str, Any]:
@@ -115,19 +104,6 @@ def test_user_is_forwarded_as_the_uid_hash_never_as_sent(chat_server, fake_llm: 
     assert all(value.startswith("uid-") and alice.uid not in value and "someone-else" not in value for value in seen)
 
 
-def test_store_false_is_accepted_and_not_forwarded(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
-    marker, messages = marked()
-    assert chat(chat_server, user, {"messages": messages, "store": False}).status_code == 200
-    assert "store" not in sent_with(fake_llm, marker)
-
-
-def test_max_tokens_is_passed_under_the_name_it_was_sent_with(chat_server, fake_llm: FakeOpenAI, user: User) -> None:
-    marker, messages = marked()
-    assert chat(chat_server, user, {"messages": messages, "max_tokens": 7}).status_code == 200
-    sent = sent_with(fake_llm, marker)
-    assert sent["max_tokens"] == 7 and "max_completion_tokens" not in sent
-
-
 # --- refused by name ---------------------------------------------------------------------------
 
 
@@ -138,12 +114,11 @@ def test_unknown_field_gets_openais_own_answer(chat_server, fake_llm: FakeOpenAI
     assert not [r for r in fake_llm.requests if marker in json.dumps(r)]
 
 
+# One case through the server; the others: tests/unit/test_chat_fields.py.
 @pytest.mark.parametrize(
     ("model", "field", "value"),
     [
         (DEFAULT_MODEL, "reasoning_effort", "low"),  # gpt-4o-mini is no reasoning model
-        ("local/demo", "metadata", {"a": "b"}),
-        ("local/demo", "logprobs", True),
     ],
 )
 def test_field_the_model_does_not_support_is_refused_by_name(
@@ -154,32 +129,11 @@ def test_field_the_model_does_not_support_is_refused_by_name(
     assert "does not support" in message and model in message
 
 
+# One case through the server; the others: tests/unit/test_chat_fields.py.
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("store", True),
-        ("functions", [{"name": "f"}]),
         ("tools", {"type": "function"}),
-        ("tools", [{"type": "function", "function": {"name": "bad name!"}}]),
-        ("tool_choice", "sometimes"),
-        ("parallel_tool_calls", "no"),
-        ("response_format", {"type": "xml"}),
-        ("response_format", {"type": "json_schema", "json_schema": {"schema": {}}}),
-        ("n", 0),
-        ("n", 1.5),
-        ("seed", "7"),
-        ("presence_penalty", 3),
-        ("frequency_penalty", "low"),
-        ("logprobs", 1),
-        ("top_logprobs", 2),  # without logprobs
-        ("logit_bias", {"abc": 1}),
-        ("logit_bias", {"50256": 500}),
-        ("max_completion_tokens", 0),
-        ("modalities", ["smell"]),
-        ("prediction", {"type": "content"}),
-        ("service_tier", "gold"),
-        ("metadata", {"k": 5}),
-        ("user", 12),
     ],
 )
 def test_malformed_field_is_a_400_naming_it(chat_server, user: User, field: str, value: Any) -> None:
@@ -187,16 +141,11 @@ def test_malformed_field_is_a_400_naming_it(chat_server, user: User, field: str,
     assert_refused(chat(chat_server, user, {"messages": messages, field: value}), field)
 
 
+# One case through the server; the others: tests/unit/test_chat_fields.py.
 @pytest.mark.parametrize(
     ("part", "model"),
     [
         ({"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest"}}, DEFAULT_MODEL),
-        ({"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}, DEFAULT_MODEL),
-        ({"type": "image_url", "image_url": {"url": PIXEL, "detail": "ultra"}}, DEFAULT_MODEL),
-        ({"type": "image_url", "image_url": {"url": PIXEL}}, "openai/not-in-cost-map"),  # no vision known
-        ({"type": "file", "file": {"file_id": "file-abc"}}, DEFAULT_MODEL),
-        ({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}, DEFAULT_MODEL),
-        ({"type": "video", "video": {}}, DEFAULT_MODEL),
     ],
 )
 def test_content_parts_outside_the_contract_are_refused(chat_server, user: User, part: dict, model: str) -> None:

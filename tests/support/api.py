@@ -5,6 +5,7 @@ Flask's tutorial tests: modules speak these verbs instead of writing their own p
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,16 @@ import httpx
 CHAT = "/v1/chat/completions"
 DEFAULT_MODEL = "openai/gpt-4o-mini"  # priced in LiteLLM's cost map; served by the OpenAI stand-in
 APP_CHECK_HEADER = "X-Firebase-AppCheck"
+# A 1x1 PNG as a data URI: an image part any vision model accepts.
+PIXEL = (
+    "data:image/png;base64,"
+    + base64.b64encode(
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+        )
+    ).decode()
+)
 
 # Headers a test adds: a mapping, or pairs when a name must repeat (two Authorization headers).
 Headers = Mapping[str, str] | Sequence[tuple[str, str]]

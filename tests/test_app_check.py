@@ -15,7 +15,7 @@ from standins.app_check_keys import PROJECT_NUMBER, FakeAppCheck
 from standins.google_certs import FakeGoogleCerts, unsigned_token
 from standins.processes import FunctionServer
 from tests.conftest import CONSUME_MODEL, PROJECT_ID, User
-from tests.support.api import APP_CHECK_HEADER, CHAT, Bearer, ask, chat
+from tests.support.api import APP_CHECK_HEADER, Bearer, ask, chat
 
 OLD_ACCOUNT = 60 * 86400  # past the new-account period of SIGN_IN_POLICY_ENV: no account lookup
 
@@ -59,20 +59,12 @@ def _tampered(token: str) -> str:
     return f"{header}.{forged}.{signature}"
 
 
+# Every attack is refused by the gate in process (tests/unit/test_token_checks.py); through the
+# server, one.
 @pytest.mark.parametrize(
     "attack",
     [
         "forged_key",
-        "tampered",
-        "expired",
-        "other_project",
-        "wrong_issuer",
-        "unknown_kid",
-        "no_kid",
-        "no_typ_header",
-        "alg_none",
-        "garbage",
-        "id_token_instead",
     ],
 )
 def test_enforce_refuses_invalid_app_check_tokens(
@@ -139,17 +131,6 @@ def test_consume_model_is_503_while_the_app_check_api_is_down(guarded_server, go
     assert "App Check" in response.json()["error"]["message"]
 
 
-def test_app_check_keys_are_fetched_once_not_per_call(guarded_server, google_certs, app_check_keys) -> None:
-    chat(guarded_server, Bearer(id_token(google_certs), app_check_keys.mint(PROJECT_ID)), ask())
-    before = app_check_keys.jwks_fetches
-    for _ in range(5):
-        assert (
-            chat(guarded_server, Bearer(id_token(google_certs), app_check_keys.mint(PROJECT_ID)), ask()).status_code
-            == 200
-        )
-    assert app_check_keys.jwks_fetches == before
-
-
 def test_model_list_needs_app_check_when_enforced(guarded_server, google_certs, app_check_keys) -> None:
     auth = {"Authorization": f"Bearer {id_token(google_certs)}"}
     assert_refused(httpx.get(guarded_server.url + "/v1/models", headers=auth, timeout=30), "app_check_missing")
@@ -161,22 +142,6 @@ def test_model_list_needs_app_check_when_enforced(guarded_server, google_certs, 
     assert allowed.status_code == 200
     marked = [m["id"] for m in allowed.json()["data"] if m.get("limited_use_app_check")]
     assert marked == [CONSUME_MODEL]
-
-
-def test_cors_preflight_allows_the_app_check_header(guarded_server) -> None:
-    response = httpx.options(
-        guarded_server.url + CHAT,
-        headers={
-            "Origin": "https://chat.example.com",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type,x-firebase-appcheck",
-        },
-        timeout=30,
-    )
-    assert response.status_code == 204
-    assert response.headers["Access-Control-Allow-Origin"] == "https://chat.example.com"
-    allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
-    assert {"authorization", "content-type", "x-firebase-appcheck"} <= allowed
 
 
 def test_no_app_check_token_reaches_the_logs(guarded_server, google_certs, app_check_keys) -> None:

@@ -11,11 +11,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from httpx_sse import connect_sse
 
 from standins.openai_llm import FakeOpenAI
 from tests.conftest import DEFAULT_MODEL, User
-from tests.support.api import CHAT, PIXEL, chat
+from tests.support.api import PIXEL, chat
 
 WEATHER = {
     "type": "function",
@@ -186,27 +185,6 @@ def test_json_answer_carries_cost_and_the_request_id(chat_server, user: User) ->
     assert body["usage"]["cost"] > 0
 
 
-def test_errors_carry_a_request_id_too(chat_server, user: User) -> None:
-    response = chat(chat_server, user, {"messages": marked()[1], "frobnicate": 1})
-    assert response.status_code == 400 and response.headers["x-request-id"]
-
-
-def test_models_carry_created(chat_server, user: User) -> None:
-    models = httpx.get(chat_server.url + "/v1/models", headers=user.headers, timeout=10).json()["data"]
-    assert all(isinstance(m["created"], int) and m["created"] > 0 for m in models)
-
-
-def test_cors_preflight_allows_the_openai_packages_headers_for_configured_origins(chat_server) -> None:
-    asked = "authorization, content-type, x-stainless-os, x-stainless-lang, x-stainless-retry-count, x-request-id"
-    headers = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": asked}
-    ok = httpx.options(chat_server.url + CHAT, headers={**headers, "Origin": "https://chat.example.com"}, timeout=10)
-    assert ok.status_code == 204
-    allowed = {h.strip() for h in ok.headers["access-control-allow-headers"].split(",")}
-    assert {h.strip() for h in asked.split(",")} <= allowed
-    evil = httpx.options(chat_server.url + CHAT, headers={**headers, "Origin": "https://evil.example"}, timeout=10)
-    assert evil.status_code == 403 and "access-control-allow-headers" not in evil.headers
-
-
 def test_openai_client_gets_tool_calls_as_json(chat_server, user: User) -> None:
     client = openai.OpenAI(base_url=f"{chat_server.url}/v1", api_key=user.token, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
@@ -311,40 +289,6 @@ def test_a_tool_result_round_trip_is_accepted(chat_server, fake_llm: FakeOpenAI,
 # --- the local model speaks the protocol too ---------------------------------------------------
 
 
-def test_local_model_calls_a_tool_its_prompt_names(chat_server, user: User) -> None:
-    body = {
-        "model": "local/demo",
-        "messages": [{"role": "user", "content": "use get_weather for Oslo"}],
-        "tools": [WEATHER],
-    }
-    choice = chat(chat_server, user, body).json()["choices"][0]
-    assert choice["finish_reason"] == "tool_calls"
-    call = choice["message"]["tool_calls"][0]
-    assert call["function"]["name"] == "get_weather"
-    assert json.loads(call["function"]["arguments"]) == {"city": "use get_weather for Oslo", "days": 1}
-    plain = chat(chat_server, user, {**body, "messages": [{"role": "user", "content": "hello"}]}).json()
-    assert plain["choices"][0]["finish_reason"] == "stop" and "tool_calls" not in plain["choices"][0]["message"]
-
-
-def test_local_model_streams_a_tool_call(chat_server, user: User) -> None:
-    body = {
-        "model": "local/demo",
-        "messages": [{"role": "user", "content": "hi"}],
-        "tools": [WEATHER],
-        "tool_choice": "required",
-        "stream": True,
-    }
-    with (
-        httpx.Client(timeout=30) as client,
-        connect_sse(client, "POST", chat_server.url + CHAT, json=body, headers=user.headers) as source,
-    ):
-        chunks = [json.loads(e.data) for e in source.iter_sse() if e.data != "[DONE]"]
-    calls = [tc for c in chunks for ch in c["choices"] for tc in ch["delta"].get("tool_calls") or []]
-    assert calls[0]["function"]["name"] == "get_weather"
-    assert json.loads("".join(c["function"].get("arguments") or "" for c in calls)) == {"city": "hi", "days": 1}
-    assert [ch["finish_reason"] for c in chunks for ch in c["choices"] if ch.get("finish_reason")] == ["tool_calls"]
-
-
 @pytest.mark.parametrize("stream", [False, True])
 def test_local_model_answers_json_schema_with_a_valid_object(chat_server, user: User, stream: bool) -> None:
     import jsonschema
@@ -367,21 +311,3 @@ def test_local_model_answers_json_schema_with_a_valid_object(chat_server, user: 
         model="local/demo", messages=messages, response_format={"type": "json_object"}
     )
     assert isinstance(json.loads(json_object.choices[0].message.content or ""), dict)
-
-
-def test_local_model_honours_n_and_stop(chat_server, user: User) -> None:
-    body = {"model": "local/demo", "messages": [{"role": "user", "content": "one two three"}], "n": 3, "stop": " two"}
-    choices = chat(chat_server, user, body).json()["choices"]
-    assert [c["index"] for c in choices] == [0, 1, 2]
-    assert {c["message"]["content"] for c in choices} == {"This is the local demo model. You said: one"}
-    streamed = {**body, "stream": True}
-    with (
-        httpx.Client(timeout=30) as client,
-        connect_sse(client, "POST", chat_server.url + CHAT, json=streamed, headers=user.headers) as source,
-    ):
-        chunks = [json.loads(e.data) for e in source.iter_sse() if e.data != "[DONE]"]
-    texts = {i: "" for i in range(3)}
-    for chunk in chunks:
-        for choice in chunk["choices"]:
-            texts[choice["index"]] += choice["delta"].get("content") or ""
-    assert set(texts.values()) == {"This is the local demo model. You said: one"}

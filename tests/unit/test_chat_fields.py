@@ -12,14 +12,24 @@ from typing import Any
 
 import pytest
 
+from shared.chat_params import supported_fields
 from shared.chat_request import ChatRequest, parse_chat_request
 from shared.errors import ApiError, ErrorCode
+from shared.local_model import register_local_models
 from shared.settings import Settings
 from tests.support.api import DEFAULT_MODEL, PIXEL, messages
 
 UNPRICED_MODEL = "openai/not-in-cost-map"  # tests/conftest.py's: no vision known for it
 # The session chat server's models and defaults (tests/conftest.py's base_env).
 SETTINGS = Settings.from_env({"CHAT_MODELS": f"{DEFAULT_MODEL},local/demo,{UNPRICED_MODEL}"})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _local_model_registered() -> None:
+    """As an instance does at cold start, so what local/demo supports is the local provider's (the
+    answers are cached per process: forget any given before)."""
+    register_local_models(("local/demo",), 0.0)
+    supported_fields.cache_clear()
 
 
 def parse(body: object) -> ChatRequest:

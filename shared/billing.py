@@ -1,11 +1,13 @@
 """Exactly-once usage billing: each request delivers its own calls' events before it responds.
 
 Cloud Functions throttles an instance's CPU once the response is sent, so nothing may be left
-in flight. LiteLLM's Lago callback (subclassed here) only *collects* events: it runs on
-LiteLLM's logging threads at an unknown moment, or not at all under load. The request's
-``RequestBilling.flush`` takes each call's event from the callback if it arrived, else builds
-the same event from the response it holds (same transaction id), sends it within the
-request's deadline, and writes what Lago did not take to the Firestore outbox.
+in flight. The request's ``RequestBilling.flush`` builds each call's event from the usage the
+request itself saw (the response, a stream's usage chunk, or a cut stream's estimate), priced
+by ``pricing``, sends it within the request's deadline, and writes what Lago did not take to
+the Firestore outbox. LiteLLM's Lago callback (subclassed here) only *collects* LiteLLM's own
+record of a call, on LiteLLM's logging threads at an unknown moment: it is used only for a call
+the request never recorded, and is priced by the same code, so no race between the two
+threads decides a price.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import litellm
 from litellm.integrations.lago import LagoLogger
 
 from .auth import Caller
-from .billing_event import CallContext, CallUsage, LagoEvent, build_event, format_timestamp, usage_from_response
+from .billing_event import CallContext, LagoEvent, build_event, format_timestamp
 from .errors import ApiError, ErrorCode
 from .lago_events import LagoEventsClient, Outcome
 from .logs import log
 from .outbox import Outbox
+from .pricing.usage import CallUsage, log_if_above, priced, read_usage
 from .reservation import NO_RESERVATION, Reservation
 from .settings import LagoSettings
 from .shutdown import SHUTDOWN
@@ -46,12 +49,13 @@ class PendingEvents:
         with self._lock:
             self._calls[call.call_id] = call
 
-    def collect(self, call_id: str, response: Any, cost: float | None) -> None:
+    def collect(self, call_id: str, response: Any) -> None:
         with self._lock:
             call = self._calls.get(call_id)
         if call is None:
             return
-        event = event_for(call, usage_from_response(response, call.model, cost=cost), self._event_code)
+        usage = priced(call.model, read_usage(getattr(response, "usage", None), model=call.model))
+        event = event_for(call, usage, self._event_code)
         with self._lock:
             if call_id in self._calls:
                 self._events[call_id] = event
@@ -88,7 +92,7 @@ class ChatLagoCallback(LagoLogger):
     def _collect(self, kwargs: dict[str, Any], response_obj: Any) -> None:
         call_id = kwargs.get("litellm_call_id")
         if isinstance(call_id, str) and isinstance(response_obj, litellm.ModelResponse):
-            self.pending.collect(call_id, response_obj, kwargs.get("response_cost"))
+            self.pending.collect(call_id, response_obj)  # LiteLLM's response_cost is not used
 
     def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._collect(kwargs, response_obj)
@@ -177,15 +181,18 @@ class RequestBilling:
         self._usage: dict[str, CallUsage] = {}
         self._failed: set[str] = set()
         self._reservation = NO_RESERVATION
+        self._worst_case: float | None = None
 
     @property
     def payer(self) -> str:
         """Whom this request's calls are billed to (the Lago ``external_subscription_id``)."""
         return self._payer
 
-    def hold(self, reservation: Reservation) -> None:
-        """Keep the budget reservation until the flush settles it with the calls' real cost."""
+    def hold(self, reservation: Reservation, worst_case: float | None = None) -> None:
+        """Keep the budget reservation until the flush settles it with the calls' real cost
+        (``worst_case``: its dollars, which a bill passes only with a log line saying so)."""
         self._reservation = reservation
+        self._worst_case = worst_case
 
     def start_call(self, model: str) -> CallContext:
         """A new call id and time, registered so the callback's event can be matched to it."""
@@ -201,8 +208,14 @@ class RequestBilling:
             self._billing.pending.expect(call)
         return call
 
-    def succeeded(self, call: CallContext, usage: CallUsage) -> None:
-        """The handler's own record of a finished call: the fallback if the callback never ran."""
+    def succeeded(self, call: CallContext, response: Any) -> CallUsage:
+        """A finished call: the usage of its response (or a stream's usage chunk), priced."""
+        usage = priced(call.model, read_usage(getattr(response, "usage", None), model=call.model))
+        self._usage[call.call_id] = usage
+        return usage
+
+    def cut_short(self, call: CallContext, usage: CallUsage) -> None:
+        """A stream that ended before its usage chunk, billed at ``usage`` (``pricing.partial_usage``)."""
         self._usage[call.call_id] = usage
 
     def failed(self, call: CallContext) -> None:
@@ -215,8 +228,10 @@ class RequestBilling:
         """
         calls, self._calls = self._calls, []
         events = [event for call in calls if (event := self._event(call)) is not None]
-        cost_cents = sum(float(e["properties"].get("response_cost", 0)) * 100 for e in events)
-        self._reservation.settle(cost_cents)
+        cost = sum(float(e["properties"].get("response_cost", 0)) for e in events)
+        if events:
+            log_if_above(calls[0].model, cost, self._worst_case)
+        self._reservation.settle(cost * 100)
         if not self._billing.enabled:
             return
         deadline = SHUTDOWN.lago_deadline(time.monotonic() + self._billing.settings.flush_timeout_s)
@@ -226,9 +241,11 @@ class RequestBilling:
     def _event(self, call: CallContext) -> LagoEvent | None:
         collected = self._billing.pending.take(call.call_id) if self._billing.enabled else None
         usage = self._usage.pop(call.call_id, None)
-        if call.call_id in self._failed or (collected is None and usage is None):
-            return None  # failed or never answered: nothing to bill
-        return collected or event_for(call, usage, self._billing.settings.event_code)  # type: ignore[arg-type]
+        if call.call_id in self._failed:
+            return None  # failed: nothing to bill
+        if usage is not None:  # what the request saw comes first; the callback's record is a fallback
+            return event_for(call, usage, self._billing.settings.event_code)
+        return collected
 
     def _deliver(self, event: LagoEvent, deadline: float) -> None:
         assert self._billing.client is not None

@@ -1,7 +1,8 @@
 """Spending limits for the current billing period, enforced before the model is called.
 
-Each call reserves its worst case (prompt tokens and ``max_tokens`` at the model's price) and
-settles its real cost when it is billed. The reservation is made against the shared ledger
+Each call reserves its worst case (``pricing.estimate.worst_case_cost``: the estimated prompt
+and the completion limit at the dearest rates they can be billed at) and settles its real cost
+when it is billed. The reservation is made against the shared ledger
 (``ledger.py``: Firestore, the same figure on every instance, spent through leased slices), so
 the limit holds exactly across instances: see that module for why and at what cost.
 
@@ -10,7 +11,7 @@ Two limits, each its own ledger:
   ``chat_budget_cents`` metadata in Lago; reconciled with Lago's current usage;
 - the project's, per calendar month (UTC) across all payers: ``CHAT_PROJECT_BUDGET_CENTS``.
 
-Amounts are in cents of the model cost LiteLLM computes (the Lago plan is expected to price the
+Amounts are in cents of the model cost ``pricing`` computes (the Lago plan is expected to price the
 ``response_cost`` it receives at cost; see docs/security.md). Lago being unreachable does not stop
 chat: the ledger decides from the last usage it read (a payer never read falls back to the
 default limit and the calendar month). Firestore being unreachable does: a limit that cannot be
@@ -22,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from .billing_event import price
 from .errors import ApiError, ErrorCode
 from .lago_accounts import LagoAccounts
 from .ledger import SpendLeases
@@ -54,13 +54,10 @@ class BudgetGuard:
         self._project_limit = project_limit_cents
         self._project_logged = False
 
-    def reserve(
-        self, payer: str, model: str, prompt_tokens: int, max_tokens: int, cap_cents: int | None = None
-    ) -> Reservation:
-        """Hold the call's worst case, or raise a 402 naming the limit that is reached.
-
-        ``cap_cents`` lowers the payer's limit for this call (a new account's smaller budget)."""
-        estimate = (price(model, prompt_tokens, max_tokens) or 0.0) * 100
+    def reserve(self, payer: str, estimate: float, cap_cents: int | None = None) -> Reservation:
+        """Hold ``estimate`` (the call's worst case, in cents), or raise a 402 naming the limit
+        that is reached. ``cap_cents`` lowers the payer's limit for this call (a new account's
+        smaller budget)."""
         try:
             payer_hold = self._reserve_payer(payer, estimate, cap_cents)
             try:

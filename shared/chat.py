@@ -19,17 +19,18 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import litellm
-
 from . import llm
 from .auth import Caller
 from .billing import Billing, RequestBilling
-from .billing_event import CallContext, CallUsage, usage_from_response
+from .billing_event import CallContext
 from .budget import BudgetGuard
-from .chat_request import ChatRequest, worst_case_tokens
+from .chat_request import ChatRequest
+from .chat_wire import chunk_body, completion_body
 from .errors import REQUEST_ID_HEADER, ApiError, ErrorCode
 from .lago_accounts import Account, LagoAccounts
 from .logs import log
+from .pricing.estimate import estimate, partial_usage, worst_case_cost
+from .pricing.usage import CallUsage
 from .rate_limits import Permit, RateLimits
 from .reservation import NO_RESERVATION, Reservation
 from .secret_env import SecretRetry
@@ -107,6 +108,9 @@ class ChatService:
         if self.accounts is None:
             raise ApiError(ErrorCode.UNAVAILABLE, "Usage is not available: billing is not configured.")
         payer = self.billing.payer_for(caller)
+        # A new user's subscription is made here too (once, as the first chat would): until it
+        # exists Lago has no period or currency to report, only a 404.
+        self.accounts.provision(payer, caller)
         # The usage view shows what was just billed: a fresh read (bounded by the read deadline),
         # the cached figure only when Lago cannot answer in time.
         account = self.accounts.account(payer, fresh=True)
@@ -140,15 +144,16 @@ class ChatService:
             if self.accounts is not None:
                 self.accounts.provision(billing.payer, caller)
             return billing, {}
-        prompt_tokens, completion_tokens = worst_case_tokens(request)
-        permit = self._admit(billing.payer, caller.uid, prompt_tokens + completion_tokens)
+        tokens = estimate(request)  # the one estimate: the TPM limit's tokens and the budget's worst case
+        worst_case = worst_case_cost(request.model, tokens)
+        permit = self._admit(billing.payer, caller.uid, tokens.total_tokens)
         try:
             if self.accounts is not None:
                 self.accounts.provision(billing.payer, caller)
             reservation = NO_RESERVATION
             if self.budget is not None:
                 cap = self._cap(billing.payer, caller)
-                reservation = self.budget.reserve(billing.payer, request.model, prompt_tokens, completion_tokens, cap)
+                reservation = self.budget.reserve(billing.payer, (worst_case or 0.0) * 100, cap)
         except ApiError as error:
             permit.release()
             error.headers.update({k: v for k, v in permit.headers.items() if k not in error.headers})
@@ -156,7 +161,7 @@ class ChatService:
         except BaseException:
             permit.release()
             raise
-        billing.hold(Reservation(lambda _: permit.release()).then(reservation))
+        billing.hold(Reservation(lambda _: permit.release()).then(reservation), worst_case)
         return billing, dict(permit.headers)
 
     def _report_unavailable_models(self) -> None:
@@ -212,21 +217,17 @@ def complete_json(request: ChatRequest, billing: RequestBilling, timeout_s: floa
     call = billing.start_call(request.model)
     try:
         response = llm.complete(request, call, timeout_s)
-        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        usage = usage_from_response(response, request.model, cost=cost)
-        billing.succeeded(call, usage)
+        usage = billing.succeeded(call, response)
     except ApiError as error:
         billing.failed(call)
         error.headers.setdefault(REQUEST_ID_HEADER, call.call_id)
         raise
     finally:
         billing.flush()
-    body: dict[str, Any] = response.model_dump(exclude_none=True)
+    body = completion_body(response)
     body.update(id=call.call_id, object="chat.completion", model=request.model)
-    for choice in body.get("choices", []):
-        choice.pop("provider_specific_fields", None)
-    if usage.response_cost is not None and isinstance(body.get("usage"), dict):
-        body["usage"]["cost"] = usage.response_cost  # dollars, as LiteLLM puts it in a stream's usage chunk
+    if usage.cost is not None and isinstance(body.get("usage"), dict):
+        body["usage"]["cost"] = usage.cost  # dollars, as billed (and as a stream's usage chunk says)
     return body
 
 
@@ -249,9 +250,16 @@ class _StreamBill:
     def __init__(self, billing: RequestBilling, call: CallContext, request: ChatRequest) -> None:
         self._billing, self._call, self._request = billing, call, request
         self.sent: list[Any] = []
-        self.final: CallUsage | None = None
+        self._final: CallUsage | None = None
         self._settled = False
         self._lock = threading.Lock()
+
+    def finish(self, usage_chunk: Any) -> CallUsage | None:
+        """Record the provider's usage chunk, priced; None when the stream was already settled."""
+        with self._lock:
+            if not self._settled:
+                self._final = self._billing.succeeded(self._call, usage_chunk)
+            return self._final
 
     def settle(self) -> None:
         """Bill what was generated; idempotent, so the stream's ``finally`` can call it again, and
@@ -260,14 +268,11 @@ class _StreamBill:
             if self._settled:
                 return
             self._settled = True
-        sent = list(self.sent)
-        if self.final is not None:
-            self._billing.succeeded(self._call, self.final)
-        elif not sent:
+            final, sent = self._final, list(self.sent)
+        if final is None and not sent:
             self._billing.failed(self._call)  # nothing generated, nothing billed
-        else:
-            rebuilt = litellm.stream_chunk_builder(sent, messages=self._request.messages)
-            self._billing.succeeded(self._call, usage_from_response(rebuilt, self._request.model, partial=True))
+        elif final is None:  # cut before the usage chunk: the estimated prompt, the generated completion
+            self._billing.cut_short(self._call, partial_usage(self._request, sent))
         self._billing.flush()
 
 
@@ -281,9 +286,9 @@ def _sse(stream: Any, request: ChatRequest, call: CallContext, billing: RequestB
             for chunk in stream:
                 if getattr(chunk, "usage", None) is not None and not chunk.choices:
                     yield from finishes.missing(call, request.model)
-                    bill.final = usage_from_response(chunk, request.model)
+                    usage = bill.finish(chunk)
                     if request.include_usage:
-                        yield _data(chunk, call, request.model, cost=bill.final.response_cost)
+                        yield _data(chunk, call, request.model, cost=usage.cost if usage else None)
                     continue
                 bill.sent.append(chunk)
                 finishes.saw(chunk)
@@ -334,7 +339,7 @@ class _Finishes:
 
 
 def _data(chunk: Any, call: CallContext, model: str, cost: float | None = None) -> str:
-    body = chunk.model_dump(exclude_none=True)
+    body = chunk_body(chunk)
     body.update(id=call.call_id, model=model)
     if cost is not None and isinstance(body.get("usage"), dict):
         body["usage"]["cost"] = cost  # the usage chunk says what the answer cost (USD), as billed

@@ -1,10 +1,12 @@
 """The optional Chat Completions fields: each one's shape, and whether the chosen model takes it.
 
-Every field OpenAI documents for Chat Completions is either checked here and passed to LiteLLM,
-refused by name, or (``store: false``, the default anyway) accepted and not forwarded. A field
-nobody documents gets OpenAI's own answer, ``Unrecognized request argument supplied: NAME``.
-Which fields a model takes comes from LiteLLM's ``get_supported_openai_params`` (the local model
-declares its own), so a field is never dropped silently on the way to the provider.
+Every field of ``CreateChatCompletionRequest`` in OpenAI's OpenAPI document (openai-openapi
+2.3.0) is either checked here and passed to LiteLLM, refused by name as not supported by this
+gateway, or (``store: false``, the default anyway) accepted and not forwarded; a null is an absent
+field. A field the document does not name gets OpenAI's own answer, ``Unrecognized request
+argument supplied: NAME``. Which fields a model takes is said in one place, ``supported_fields``:
+LiteLLM's ``get_supported_openai_params`` for the model's provider (the local model declares its
+own), so a field is never dropped silently on the way to the provider.
 """
 
 from __future__ import annotations
@@ -22,22 +24,30 @@ from .errors import ApiError, ErrorCode
 BASE_FIELDS = frozenset({"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens"})
 # Documented by OpenAI but not offered here, with the reason the caller sees.
 _REFUSED = {
-    "functions": "functions is deprecated and not supported; use tools.",
-    "function_call": "function_call is deprecated and not supported; use tool_choice.",
-    "web_search_options": "web_search_options is not supported by this service.",
-    "store": "store: true is not supported: this service does not let the provider keep conversations.",
+    "functions": "functions is deprecated and not supported by this gateway; use tools.",
+    "function_call": "function_call is deprecated and not supported by this gateway; use tool_choice.",
+    "web_search_options": "web_search_options is not supported by this gateway.",
+    "store": "store: true is not supported by this gateway: it does not let the provider keep conversations.",
+    # LiteLLM passes neither to any provider: accepted, they would be dropped on the way.
+    "moderation": "moderation is not supported by this gateway.",
+    "prompt_cache_options": "prompt_cache_options is not supported by this gateway.",
 }
 # Providers whose API takes OpenAI's ``metadata`` (LiteLLM keeps its own ``metadata`` argument
 # for logging, so ours travels in ``extra_body``).
 _METADATA_PROVIDERS = frozenset({"openai", "azure"})
 LOCAL_PROVIDER_PARAMS = frozenset(
     {"n", "seed", "stop", "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls", "response_format"}
-    | {"user", "max_tokens", "max_completion_tokens"}
+    | {"user", "safety_identifier", "max_tokens", "max_completion_tokens"}
 )
 _TOKEN_ID = re.compile(r"[0-9]+")
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+# The enums of openai-openapi 2.3.0 (ReasoningEffort, ServiceTier, Verbosity, the cache retention).
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
+VERBOSITIES = ("low", "medium", "high")
+PROMPT_CACHE_RETENTIONS = ("in_memory", "24h")
+# Fields whose value the provider gets replaced by the caller's verified pseudonym (llm.py).
+END_USER_FIELDS = ("user", "safety_identifier")
 
 
 def invalid(message: str, param: str | None = None) -> ApiError:
@@ -132,6 +142,9 @@ def _tools(name: str, value: Any) -> Any:
 def _tool_choice(name: str, value: Any) -> Any:
     if value in ("none", "auto", "required"):
         return value
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind in ("allowed_tools", "custom"):
+        raise invalid(f"tool_choice of type {kind} is not supported by this gateway.", name)
     function = value.get("function") if isinstance(value, dict) else None
     if not (
         isinstance(value, dict)
@@ -194,10 +207,13 @@ def _metadata(name: str, value: Any) -> Any:
     return value
 
 
-def _user(name: str, value: Any) -> Any:
-    if not isinstance(value, str) or len(value) > 256:
-        raise invalid("user must be a string of at most 256 characters.", name)
-    return value
+def _text(limit: int) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, str) or len(value) > limit:
+            raise invalid(f"{name} must be a string of at most {limit} characters.", name)
+        return value
+
+    return check
 
 
 # Every optional field we pass on, with its check (which returns the value to forward).
@@ -222,8 +238,22 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "prediction": _prediction,
     "service_tier": _one_of(SERVICE_TIERS),
     "metadata": _metadata,
-    "user": _user,
+    "user": _text(256),
+    "safety_identifier": _text(64),
+    "prompt_cache_key": _text(1024),
+    "prompt_cache_retention": _one_of(PROMPT_CACHE_RETENTIONS),
+    "verbosity": _one_of(VERBOSITIES),
 }
+
+
+def _check_tool_choice_offered(fields: dict[str, Any]) -> None:
+    """A named tool must be one of ``tools`` (OpenAI refuses it too; a provider might ignore it)."""
+    choice = fields.get("tool_choice")
+    if not isinstance(choice, dict):
+        return
+    name = choice["function"]["name"]
+    if name not in {tool["function"]["name"] for tool in fields.get("tools", ())}:
+        raise invalid(f"tool_choice names the function '{name[:64]}', which is not in tools.", "tool_choice")
 
 
 @functools.lru_cache(maxsize=64)
@@ -253,6 +283,7 @@ def check_fields(body: dict[str, Any], model: str) -> dict[str, Any]:
         if body.get(key) is not None:
             raise invalid(_REFUSED[key], key)
     fields = {key: check(key, body[key]) for key, check in CHECKS.items() if body.get(key) is not None}
+    _check_tool_choice_offered(fields)
     if "top_logprobs" in fields and fields.get("logprobs") is not True:
         raise invalid("top_logprobs needs logprobs: true.", "top_logprobs")
     if "audio" in fields.get("modalities", ()) and "audio" not in fields:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import litellm
 
-from .chat_params import check_fields
+from .chat_params import END_USER_FIELDS, check_fields
 from .errors import ApiError, ErrorCode
 from .settings import Settings
 
@@ -16,22 +18,33 @@ _ROLES = ("system", "developer", "user", "assistant", "tool")
 _MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_call_id", "tool_calls", "refusal", "audio"})
 _DETAILS = ("auto", "low", "high")
 _AUDIO_FORMATS = ("wav", "mp3")
-# Worst-case prompt tokens of the parts LiteLLM cannot count without fetching or decoding them
-# (the budget's reservation; the bill is the provider's count). An image: OpenAI's largest count,
-# gpt-4o-mini's 2,833 + 5,667 per 512-px tile, 8 tiles at most at high detail (2,833 at low).
-IMAGE_TOKENS_HIGH = 2833 + 5667 * 8
-IMAGE_TOKENS_LOW = 2833
-# Audio and files: one token per byte of their base64 text, far above any provider's count.
-BYTES_PER_MEDIA_TOKEN = 1
+# Deeper JSON than any real schema: LiteLLM walks tools and schemas recursively and fails past a
+# few hundred levels (a RecursionError, once a 502), so the body is refused first, naming the field.
+MAX_JSON_DEPTH = 64
+# The one allow-list of the URL-like fields a caller controls, and the forms each may take:
+# - ``image_url.url``: ``https:`` (the provider fetches it) or inline ``data:image/...;base64``;
+#   https only for the providers LiteLLM hands the URL to as it is (``PROVIDERS_GIVEN_IMAGE_URLS``):
+#   for the others (Gemini, Vertex AI) LiteLLM downloads it inside this function;
+# - ``file.file_data``: inline ``data:...;base64`` only: LiteLLM turns a ``gs://`` value into a
+#   Vertex ``file_uri`` that Vertex reads with the function's service account, and forwards or
+#   fetches http(s) URLs;
+# - ``input_audio.data``: base64 only.
+# A media object holds only its documented keys: LiteLLM also reads ``format``, ``mime_type``,
+# ``file_url`` and others from it.
+URL_FORMS = {"image_url.url": ("https://", "data:image/"), "file.file_data": ("data:",)}
+PROVIDERS_GIVEN_IMAGE_URLS = frozenset({"openai", "azure", "anthropic"})
+_MEDIA_KEYS = {"image_url": {"url", "detail"}, "input_audio": {"data", "format"}, "file": {"file_data", "filename"}}
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_DATA_URI = re.compile(r"data:([a-z]+/[A-Za-z0-9.+-]+);base64,")
 
 
 @dataclass(frozen=True)
 class ChatRequest:
     """A checked request. ``params`` are the keyword arguments LiteLLM receives beyond the messages.
 
-    ``end_user`` says the caller sent ``user``: the provider then gets the caller's uid hash in
-    its place (never the sent value, which no one verified). ``media_tokens`` is the worst case of
-    the image, audio and file parts, which the budget adds to the counted text.
+    ``end_user`` names the fields the caller sent that identify an end user (``user``,
+    ``safety_identifier``): the provider gets the caller's uid hash in their place (never the sent
+    value, which no one verified).
     """
 
     model: str
@@ -40,13 +53,12 @@ class ChatRequest:
     include_usage: bool
     params: dict[str, Any]
     n: int = 1
-    end_user: bool = False
-    media_tokens: int = 0
+    end_user: tuple[str, ...] = ()
 
     @property
     def max_tokens(self) -> int:
-        """The completion limit of one choice."""
-        return int(min(self.params.get(k) or 1 << 62 for k in ("max_tokens", "max_completion_tokens")))
+        """The completion limit of one choice: the one limit the provider gets."""
+        return int(self.params.get("max_tokens") or self.params["max_completion_tokens"])
 
 
 def _invalid(message: str, param: str | None = None) -> ApiError:
@@ -55,18 +67,22 @@ def _invalid(message: str, param: str | None = None) -> ApiError:
 
 def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
     """Parse the body or raise the documented 4xx ``ApiError``."""
-    body = _json_body(raw)
+    return parse_chat_body(json_body(raw), settings)
+
+
+def parse_chat_body(body: Any, settings: Settings) -> ChatRequest:
+    """Check a decoded body (the Responses API's translation too) or raise the 4xx ``ApiError``."""
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object.")
     model = _model(body.get("model"), settings)
     fields = check_fields(body, model)
-    parts = _PartCounter(model)
+    parts = _PartChecker(model)
     messages = _messages(body.get("messages"), settings.max_messages, parts)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _invalid("stream must be a boolean.", "stream")
     include_usage = _stream_options(body.get("stream_options"))
-    params = {k: v for k, v in fields.items() if k not in ("user", "metadata")}
+    params = {k: v for k, v in fields.items() if k not in (*END_USER_FIELDS, "metadata")}
     if "metadata" in fields:
         params["extra_body"] = {"metadata": fields["metadata"]}
     params.update(_limits(body, settings.max_tokens))
@@ -77,8 +93,7 @@ def parse_chat_request(raw: bytes, settings: Settings) -> ChatRequest:
         include_usage,
         params,
         n=int(fields.get("n", 1)),
-        end_user="user" in fields,
-        media_tokens=parts.tokens,
+        end_user=tuple(name for name in END_USER_FIELDS if name in fields),
     )
 
 
@@ -99,7 +114,15 @@ def _stream_options(value: Any) -> bool:
 
 
 def _limits(body: dict[str, Any], cap: int) -> dict[str, int]:
-    """Each completion limit the caller sent, capped by ``CHAT_MAX_TOKENS`` (``max_tokens`` if none)."""
+    """The completion limit the caller sent, capped by ``CHAT_MAX_TOKENS`` (``max_tokens`` if none).
+
+    Both at once are refused: OpenAI documents them as alternatives, and LiteLLM sends the
+    provider whichever it reads last, so the limit reserved would not be the limit used."""
+    if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
+        raise _invalid(
+            "Send max_tokens or max_completion_tokens, not both (max_tokens is the deprecated name).",
+            "max_completion_tokens",
+        )
     limits: dict[str, int] = {}
     for key in ("max_tokens", "max_completion_tokens"):
         value = body.get(key)
@@ -112,7 +135,7 @@ def _limits(body: dict[str, Any], cap: int) -> dict[str, int]:
     return limits or {"max_tokens": cap}
 
 
-def _json_body(raw: bytes) -> Any:
+def json_body(raw: bytes) -> Any:
     try:
         body = json.loads(raw)
     except RecursionError:
@@ -121,6 +144,8 @@ def _json_body(raw: bytes) -> Any:
         digits = "digits" in str(error) and not isinstance(error, json.JSONDecodeError)
         message = "A number in the request body is too long (the limit is 4300 digits)." if digits else ""
         raise ApiError(ErrorCode.INVALID_JSON, message or "The request body is not valid JSON.") from None
+    if isinstance(body, dict):
+        _check_depth(body)  # before anything walks the body recursively (the encoder below, LiteLLM)
     try:
         # JSON's \ud800 escapes decode to lone surrogates, which no provider can be sent.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -136,21 +161,25 @@ def _model(value: Any, settings: Settings) -> str:
         return settings.default_model
     if not isinstance(value, str) or not value:
         raise _invalid("model must be a non-empty string.", "model")
-    if value not in settings.chat_models:
+    model = settings.model_for(value)  # a public id (CHAT_MODELS' ID=MODEL) is billed as its model
+    if model is None:
         raise ApiError(
             ErrorCode.MODEL_NOT_FOUND,
             f"The model '{value[:100]}' does not exist or you do not have access to it.",
             param="model",
         )
-    return value
+    return model
 
 
-class _PartCounter:
-    """Checks content parts against the model's inputs and adds up their worst-case tokens."""
+class _PartChecker:
+    """Checks content parts against what the model takes and what its provider is given."""
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self.tokens = 0
+        try:
+            self.provider = str(litellm.get_llm_provider(model)[1])
+        except Exception:  # noqa: BLE001 - a provider LiteLLM does not know (the local model)
+            self.provider = ""
 
     def takes(self, kind: str, where: str) -> None:
         check = {
@@ -166,7 +195,29 @@ class _PartCounter:
             raise _invalid(f"The model '{self.model}' does not accept '{kind}' content parts.", where)
 
 
-def _messages(value: Any, max_messages: int, parts: _PartCounter) -> list[dict[str, Any]]:
+def _check_depth(body: dict[str, Any]) -> None:
+    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH``, naming the top-level field (and item)."""
+    for key, value in body.items():
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            if _depth(item) > MAX_JSON_DEPTH - 2:
+                where = key if index is None else f"{key}[{index}]"
+                raise _invalid(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep.", where)
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests (an iterative walk: deep JSON must not exhaust the stack here)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _messages(value: Any, max_messages: int, parts: _PartChecker) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value:
         raise _invalid("messages must be a non-empty array.", "messages")
     if len(value) > max_messages:
@@ -174,7 +225,7 @@ def _messages(value: Any, max_messages: int, parts: _PartCounter) -> list[dict[s
     return [_message(item, index, parts) for index, item in enumerate(value)]
 
 
-def _message(item: Any, index: int, parts: _PartCounter) -> dict[str, Any]:
+def _message(item: Any, index: int, parts: _PartChecker) -> dict[str, Any]:
     where = f"messages[{index}]"
     if not isinstance(item, dict):
         raise _invalid(f"{where} must be an object.", where)
@@ -220,7 +271,7 @@ def _check_tool_calls(calls: Any, where: str) -> None:
             )
 
 
-def _check_parts(content: Any, where: str, role: str, parts: _PartCounter) -> None:
+def _check_parts(content: Any, where: str, role: str, parts: _PartChecker) -> None:
     where = f"{where}.content"
     if not isinstance(content, list) or not content:
         raise _invalid(f"{where} must be a string or a non-empty array of content parts.", where)
@@ -234,58 +285,75 @@ def _check_parts(content: Any, where: str, role: str, parts: _PartCounter) -> No
                 raise _invalid(f"{where}: a {kind} part needs a string '{kind}'.", where)
             continue
         parts.takes(kind, where)
-        parts.tokens += _media_part(kind, part.get(kind), where)
+        unknown = sorted(set(part) - {"type", kind})
+        if unknown:
+            raise _invalid(f"Unrecognized request argument supplied: {where}.{unknown[0]}", where)
+        _media_part(kind, part.get(kind), where, parts.provider)
 
 
-def _media_part(kind: str, value: Any, where: str) -> int:
-    """Check an image, audio or file part; return its worst-case prompt tokens."""
+def _media_part(kind: str, value: Any, where: str, provider: str) -> None:
+    """Check an image, audio or file part against ``URL_FORMS`` and its documented keys."""
     if not isinstance(value, dict):
         raise _invalid(f"{where}: a {kind} part needs a '{kind}' object.", where)
+    unknown = sorted(set(value) - _MEDIA_KEYS[kind])
+    if unknown:
+        raise _invalid(f"Unrecognized request argument supplied: {where}.{kind}.{unknown[0]}", where)
     if kind == "image_url":
-        url = value.get("url")
-        # Only https and inline data: the provider must not be made to fetch internal addresses.
-        if not isinstance(url, str) or not (url.startswith("https://") or url.startswith("data:image/")):
-            raise _invalid(f"{where}: image_url.url must be an https:// URL or a data:image/ URI.", where)
-        detail = value.get("detail", "auto")
-        if detail not in _DETAILS:
+        _check_image_url(value.get("url"), where, provider)
+        if value.get("detail", "auto") not in _DETAILS:
             raise _invalid(f"{where}: image_url.detail must be one of {', '.join(_DETAILS)}.", where)
-        return IMAGE_TOKENS_LOW if detail == "low" else IMAGE_TOKENS_HIGH
-    if kind == "input_audio":
-        if not isinstance(value.get("data"), str) or value.get("format") not in _AUDIO_FORMATS:
+    elif kind == "input_audio":
+        data = value.get("data")
+        if not isinstance(data, str) or not _BASE64.fullmatch(data) or value.get("format") not in _AUDIO_FORMATS:
             raise _invalid(f"{where}: input_audio needs base64 'data' and a format of wav or mp3.", where)
-        return len(value["data"]) // BYTES_PER_MEDIA_TOKEN
-    # A file travels inline only: a provider file_id would reach files this service's key uploaded.
-    if "filename" in value and not isinstance(value["filename"], str):
-        raise _invalid(f"{where}: file.filename must be a string.", where)
-    if not isinstance(value.get("file_data"), str) or "file_id" in value:
-        raise _invalid(f"{where}: file needs inline 'file_data' (file_id is not accepted).", where)
-    return len(value["file_data"]) // BYTES_PER_MEDIA_TOKEN
+    else:
+        # A file travels inline only: a provider file_id would reach files this service's key uploaded.
+        if "filename" in value and not isinstance(value["filename"], str):
+            raise _invalid(f"{where}: file.filename must be a string.", where)
+        if not _url_allowed("file.file_data", value.get("file_data"), provider):
+            raise _invalid(
+                f"{where}: file.file_data must be a base64 data: URI (file_id and URLs are not accepted).", where
+            )
 
 
-def _text_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages with media parts removed (counted separately, never fetched)."""
-    out = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            message = {**message, "content": [p for p in content if p.get("type") in ("text", "refusal")] or ""}
-        out.append(message)
-    return out
+def _check_image_url(url: Any, where: str, provider: str) -> None:
+    if _url_allowed("image_url.url", url, provider):
+        return
+    if isinstance(url, str) and _is_https_url(url):
+        raise _invalid(
+            f"{where}: this model's images must be inline (a base64 data:image/ URI): its provider "
+            "would have this service download the URL.",
+            where,
+        )
+    raise _invalid(f"{where}: image_url.url must be an https:// URL or a base64 data:image/ URI.", where)
 
 
-def worst_case_tokens(request: ChatRequest) -> tuple[int, int]:
-    """``(prompt, completion)`` tokens the call may use at most, for the budget's reservation.
+def _url_allowed(field: str, value: Any, provider: str) -> bool:
+    """Whether ``value`` takes one of the forms ``URL_FORMS`` allows ``field`` for ``provider``."""
+    if not isinstance(value, str):
+        return False
+    for form in URL_FORMS[field]:
+        if form == "https://":
+            if provider in PROVIDERS_GIVEN_IMAGE_URLS and _is_https_url(value):
+                return True
+        elif _is_data_uri(value, form.removeprefix("data:")):
+            return True
+    return False
 
-    Prompt: the messages and tools as LiteLLM counts them for the model, the response_format
-    schema's text, and the media parts' bounds. Completion: ``max_tokens`` for each of the n choices.
-    """
-    tools = request.params.get("tools")
-    messages = _text_only(request.messages)
-    response_format = request.params.get("response_format")
+
+def _is_data_uri(value: str, mime_prefix: str) -> bool:
+    """``data:<type>/<subtype>;base64,<base64>`` and nothing else (no parameters, no URL inside)."""
+    head = _DATA_URI.match(value)
+    return bool(head and head.group(1).startswith(mime_prefix) and _BASE64.fullmatch(value, head.end()))
+
+
+def _is_https_url(url: str) -> bool:
+    """An https URL with a host; no whitespace or control characters, and no ``gs://`` anywhere
+    in it (LiteLLM reads any URL containing one as a Cloud Storage URI)."""
+    if "gs://" in url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return False
     try:
-        prompt = litellm.token_counter(model=request.model, messages=messages, tools=tools)
-        if response_format is not None:
-            prompt += litellm.token_counter(model=request.model, text=json.dumps(response_format))
-    except Exception:  # noqa: BLE001 - a shape LiteLLM cannot count: a token per character bounds it
-        prompt = len(json.dumps([messages, tools, response_format]))
-    return prompt + request.media_tokens, request.max_tokens * request.n
+        parts = urlsplit(url)
+        return parts.scheme == "https" and bool(parts.hostname)
+    except ValueError:
+        return False

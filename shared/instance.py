@@ -38,8 +38,8 @@ from .firestore_db import FirestoreDb
 from .lago_accounts import LagoAccounts
 from .ledger import LedgerStore, LocalLedgerStore, SpendLeases
 from .logs import configure, log
-from .model_prices import register_prices, unpriced_models
 from .outbox import Outbox
+from .pricing.model_prices import register_prices, unpriced_models
 from .rate_limits import LocalRateStore, RateLimits, RateStore
 from .secret_env import SecretRetry, unavailable_models
 from .settings import RefusedToStart, Settings, SettingsError, cors_origins_from_env

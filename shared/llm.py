@@ -104,7 +104,7 @@ def open_stream(request: ChatRequest, call: CallContext, timeout_s: float) -> An
 
 
 def provider_user_id(uid: str) -> str:
-    """What the provider gets as ``user``: a stable digest of the verified uid, not the sent value."""
+    """What the provider gets as ``user`` (and ``safety_identifier``): a stable digest of the verified uid, not the sent value."""
     return "uid-" + hashlib.sha256(f"chat-end-user:{uid}".encode()).hexdigest()[:32]
 
 
@@ -117,6 +117,6 @@ def _arguments(request: ChatRequest, call: CallContext, timeout_s: float) -> dic
         "num_retries": 0,
         **request.params,
     }
-    if request.end_user:
-        arguments["user"] = provider_user_id(call.uid)
+    for name in request.end_user:  # user, safety_identifier: the verified pseudonym, never the sent value
+        arguments[name] = provider_user_id(call.uid)
     return arguments

@@ -5,9 +5,11 @@ runs as it does for a real provider. Answers are deterministic; token counts are
 (LiteLLM's bundled tokenizer). Enabled only when a ``local/`` model is in ``CHAT_MODELS``.
 
 Beyond text it answers as a provider would: with ``tools`` offered it calls one when
-``tool_choice`` is ``required`` or names it, or when the last user message contains an offered
-tool's name (the trigger; arguments are built from the tool's parameter schema: its required
-properties, strings filled with the user's words); ``response_format`` ``json_object`` gets
+``tool_choice`` is ``required`` or names it, or when the last message is the user's and contains
+an offered tool's name (the trigger; arguments are built from the tool's parameter schema: its
+required properties, strings filled with the user's words). When the last message is a tool's
+result it answers with text that uses it (so an agent's loop ends), unless a tool call is forced:
+``required`` then calls the first offered tool not yet called; ``response_format`` ``json_object`` gets
 ``{"answer": ...}`` and ``json_schema`` an object of the schema's required properties; ``n``
 gives n choices and ``stop`` cuts the answer at the first stop sequence. JSON and streamed.
 
@@ -58,8 +60,32 @@ ECHO = "/echo"
 _ECHO_LIMIT = 8000  # characters: an answer, not a way round the request size limit
 
 
+def _tool_results(messages: list[dict[str, Any]]) -> str:
+    """The trailing tool results, each after its tool's name: ``get_weather: sunny``."""
+    names = {
+        call.get("id"): call.get("function", {}).get("name", "tool")
+        for message in messages
+        for call in message.get("tool_calls") or []
+    }
+    results = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        content = message.get("content")
+        text = (
+            " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            if isinstance(content, list)
+            else content
+        )
+        results.append(f"{names.get(message.get('tool_call_id'), 'tool')}: {' '.join(str(text or '').split())[:200]}")
+    return "; ".join(reversed(results))
+
+
 def answer_for(messages: list[dict[str, Any]]) -> str:
-    """The deterministic answer: a short echo of the last user message (or its ``/echo`` text)."""
+    """The deterministic answer: a short echo of the last user message (or its ``/echo`` text),
+    or, after a tool's result, the result."""
+    if messages and messages[-1].get("role") == "tool":
+        return f"This is the local demo model. The tools answered: {_tool_results(messages)}"
     last = _last_user_text(messages)
     if last.startswith(ECHO) and last[len(ECHO) : len(ECHO) + 1] in (" ", "\n"):
         return last[len(ECHO) + 1 :][:_ECHO_LIMIT] or "This is the local demo model."
@@ -99,15 +125,22 @@ def _example(schema: Any, text: str) -> Any:
     return {"integer": 1, "number": 1, "boolean": True, "null": None}.get(kind, text)
 
 
-def _tool_to_call(tools: list[dict[str, Any]], choice: Any, said: str) -> dict[str, Any] | None:
-    """The trigger: a named or ``required`` tool_choice, or the prompt naming an offered tool."""
+def _tool_to_call(tools: list[dict[str, Any]], choice: Any, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The trigger: a named or ``required`` tool_choice, or the user's last message naming an
+    offered tool. After a tool's result only a forced call is made (``required``: the first tool
+    not yet called), so an agent's loop ends."""
     if not tools or choice == "none":
         return None
     if isinstance(choice, dict):
         name = choice.get("function", {}).get("name")
         return next((t for t in tools if t["function"]["name"] == name), None)
+    after_tool = bool(messages) and messages[-1].get("role") == "tool"
     if choice == "required":
-        return tools[0]
+        called = {c.get("function", {}).get("name") for m in messages for c in m.get("tool_calls") or []}
+        return next((t for t in tools if t["function"]["name"] not in called), tools[0]) if after_tool else tools[0]
+    if after_tool:
+        return None
+    said = _last_user_text(messages)
     return next((t for t in tools if t["function"]["name"].lower() in said.lower()), None)
 
 
@@ -123,7 +156,7 @@ class _Answer:
 
 def _answer(messages: list[dict[str, Any]], params: dict[str, Any], index: int) -> _Answer:
     said = " ".join(_last_user_text(messages).split())
-    tool = _tool_to_call(params.get("tools") or [], params.get("tool_choice", "auto"), said)
+    tool = _tool_to_call(params.get("tools") or [], params.get("tool_choice", "auto"), messages)
     if tool is not None:
         arguments = json.dumps(example_for(tool["function"].get("parameters") or {"type": "object"}, said))
         name = tool["function"]["name"]

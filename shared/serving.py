@@ -30,8 +30,10 @@ _CORS_HEADERS = frozenset(
 )
 _CORS_HEADER_PREFIXES = ("x-stainless-",)
 Route = Callable[[flask.Request, Instance], flask.Response]
-# Path suffix ("" matches any path) -> HTTP method -> route.
+# Path suffix ("" matches any path) -> HTTP method -> route. A suffix ending in ``ANY_REST``
+# matches paths that go on past it (``/v1/models/{id}``, whose id may hold slashes).
 Routes = Mapping[str, Mapping[str, Route]]
+ANY_REST = "/*"
 
 
 def error_response(error: ApiError) -> flask.Response:
@@ -71,7 +73,7 @@ def _dispatch(
     if isinstance(instance, BrokenInstance) and not (preflight and request.method == "OPTIONS"):
         raise instance.error()
     path = request.path.rstrip("/")
-    suffix = next((suffix for suffix in routes if path.endswith(suffix)), None)
+    suffix = next((suffix for suffix in routes if _matches(path, suffix)), None)
     if suffix is None:
         raise ApiError(ErrorCode.NOT_FOUND, f"Unknown path; {_usage_hint(routes)}.")
     methods = routes[suffix]
@@ -85,6 +87,12 @@ def _dispatch(
     if SHUTDOWN.draining:  # SIGTERM came: this instance takes no new work
         raise ApiError(ErrorCode.UNAVAILABLE, "This instance is shutting down; retry.", headers={"Retry-After": "1"})
     return route(request, instance)
+
+
+def _matches(path: str, suffix: str) -> bool:
+    if suffix.endswith(ANY_REST):  # the first route that matches wins: list the exact suffixes first
+        return bool(path.partition(suffix[: -len(ANY_REST)] + "/")[2])
+    return path.endswith(suffix)
 
 
 def _usage_hint(routes: Routes) -> str:

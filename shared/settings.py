@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .model_prices import ModelPrice, parse_model_prices
+from .pricing.model_prices import ModelPrice, parse_model_prices
 
 # end_user_id (LiteLLM's default) exists only under the LiteLLM Proxy: here it would bill the uid.
 CHARGE_BY_CHOICES = ("user_id", "team_id")
@@ -138,7 +138,8 @@ class Settings:
 
     chat_models: tuple[str, ...]
     """``CHAT_MODELS``: the allowlist of LiteLLM model names, comma-separated; the first is the
-    default. Default ``local/demo``, the embedded offline model."""
+    default. Default ``local/demo``, the embedded offline model. An entry ``ID=MODEL`` gives the
+    model a public id (``model_ids``)."""
     max_tokens: int
     """``CHAT_MAX_TOKENS``: the cap on a request's ``max_tokens`` / ``max_completion_tokens``
     (and the worst case a budget reserves when the request sets none). Default 4096."""
@@ -200,13 +201,25 @@ class Settings:
     replay_invoker_email: str = ""
     """``REPLAY_INVOKER_EMAIL``: the one service account allowed to run the replay (the replay's
     own runtime account, whose OIDC token Cloud Scheduler sends). Required when deployed."""
+    model_ids: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Every id ``CHAT_MODELS`` lists, in its order -> its LiteLLM model: an entry ``ID=MODEL``
+    (``gpt-4o-mini=openai/gpt-4o-mini``) gives the model a public id, one ``MODEL`` lists the
+    model under its own name. ``/v1/models`` lists these ids; a client may send an id or the
+    LiteLLM name (a client that strips a provider prefix, or refuses one it does not know, sends
+    the id); calls are billed under the LiteLLM model."""
     model_prices: Mapping[str, ModelPrice] = field(default_factory=lambda: MappingProxyType({}))
     """``CHAT_MODEL_PRICES``: operator prices per model (JSON, US dollars per token; see
-    ``shared/model_prices.py``), registered with LiteLLM at cold start."""
+    ``shared/pricing/model_prices.py``), registered with LiteLLM at cold start."""
 
     @property
     def default_model(self) -> str:
         return self.chat_models[0]
+
+    def model_for(self, requested: str) -> str | None:
+        """The LiteLLM model a client's model name means (a listed id or a LiteLLM name), or None."""
+        if requested in self.model_ids:
+            return self.model_ids[requested]
+        return requested if requested in self.chat_models else None
 
     @property
     def prices_required(self) -> bool:
@@ -228,7 +241,7 @@ class Settings:
             # With one, firebase-admin accepts unsigned tokens and clients talk to no real service.
             names = ", ".join(emulator_hosts(reader.env))
             reader.fatal(f"{names} must not be set on a deployed instance (K_SERVICE is set)")
-        models = reader.csv("CHAT_MODELS") or (DEFAULT_LOCAL_MODEL,)
+        models, model_ids = _chat_models(reader)
         charge_by = reader.text("LAGO_API_CHARGE_BY") or "user_id"
         if charge_by == "end_user_id":
             reader.errors.append(
@@ -280,6 +293,7 @@ class Settings:
             local_model_delay_ms=reader.integer("LOCAL_MODEL_DELAY_MS", 0, low=0),
             app_check=_app_check(reader, deployed, models),
             sign_in=_sign_in(reader, deployed),
+            model_ids=MappingProxyType(model_ids),
             model_prices=prices,
             replay_audience=reader.text("REPLAY_AUDIENCE"),
             replay_invoker_email=reader.text("REPLAY_INVOKER_EMAIL"),
@@ -287,6 +301,29 @@ class Settings:
         if reader.errors:
             raise (RefusedToStart if reader.refuse_to_start else SettingsError)("; ".join(reader.errors))
         return settings
+
+
+def _chat_models(reader: _EnvReader) -> tuple[tuple[str, ...], dict[str, str]]:
+    """``CHAT_MODELS``: the LiteLLM models, and every listed id with its model."""
+    models: list[str] = []
+    ids: dict[str, str] = {}
+    for entry in reader.csv("CHAT_MODELS") or (DEFAULT_LOCAL_MODEL,):
+        public, sep, model = (part.strip() for part in entry.partition("="))
+        if not sep:
+            public, model = "", public
+        if not model or (sep and not public) or "=" in model:
+            reader.errors.append(f"CHAT_MODELS entries are MODEL or ID=MODEL: {entry!r} is neither")
+            continue
+        public = public or model
+        if public in ids:
+            reader.errors.append(f"CHAT_MODELS lists the id {public!r} twice")
+        ids[public] = model
+        if model not in models:
+            models.append(model)
+    clashes = sorted(public for public in ids if public in models and ids[public] != public)
+    if clashes:
+        reader.errors.append(f"CHAT_MODELS ids that are another entry's model: {', '.join(clashes)}")
+    return tuple(models), ids
 
 
 def _app_check(reader: _EnvReader, deployed: bool, models: tuple[str, ...]) -> AppCheckSettings:

@@ -10,7 +10,8 @@ Usage counts are deterministic: one prompt token per word of all messages plus 3
 The protocol beyond text: ``tools`` are answered with a tool call (arguments built from the
 tool's parameter schema) when ``tool_choice`` is required or names the tool, or the prompt says
 ``#tool`` (``#toolcall`` calls ``get_weather`` even when no tool was offered, as the chat page's
-test needs); ``response_format`` with JSON (json_schema: an object of the schema's required
+test needs); after a tool's result it answers in text (a forced call takes the first tool not
+yet called); ``response_format`` with JSON (json_schema: an object of the schema's required
 properties); ``n`` choices; ``logprobs``. Every request body is kept in ``requests``; a field
 OpenAI does not know gets OpenAI's 400 ``Unrecognized request argument supplied: NAME``.
 """
@@ -57,6 +58,7 @@ KNOWN_FIELDS = frozenset(
     | {"tool_choice", "parallel_tool_calls", "response_format", "n", "seed", "stop", "temperature", "top_p"}
     | {"presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias", "reasoning_effort"}
     | {"modalities", "audio", "prediction", "service_tier", "metadata", "user", "store"}
+    | {"safety_identifier", "prompt_cache_key", "prompt_cache_retention", "verbosity"}
 )
 # What the non-reasoning stand-in model refuses, as OpenAI does for gpt-4o-mini.
 UNSUPPORTED_FIELDS = frozenset({"reasoning_effort"})
@@ -113,6 +115,11 @@ def chosen_tool(body: dict[str, Any], text: str) -> dict[str, Any] | None:
         return None
     if isinstance(choice, dict):
         return next((t for t in tools if t["function"]["name"] == choice["function"]["name"]), None)
+    messages = body.get("messages") or []
+    if messages and messages[-1].get("role") == "tool":  # a model answers a tool's result (unless forced)
+        called = {c["function"]["name"] for m in messages for c in m.get("tool_calls") or []}
+        fresh = [t for t in tools if t["function"]["name"] not in called]
+        return (fresh or tools)[0] if choice == "required" else None
     if choice == "required" or "#tool" in text:
         return tools[0]  # type: ignore[no-any-return]
     return None

@@ -12,6 +12,7 @@ import json
 import string
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 from standins.google_certs import FakeGoogleCerts
 from standins.lago import FakeLago
 from standins.processes import ROOT, AuthEmulator, FunctionServer
-from tests.conftest import DEFAULT_MODEL, PROJECT_ID, User
+from tests.conftest import DEFAULT_MODEL, PRICED_MODELS, PROJECT_ID, User
 from tests.support.api import CHAT, Bearer, chat, messages
 
 DOCUMENT = yaml.safe_load((ROOT / "openapi.yaml").read_text())
@@ -219,6 +220,8 @@ def _within_cross_field_rules(body: Any) -> bool:
         return True
     if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
         return False
+    if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
+        return False  # null counts as absent here, not in the document's schema
     for message in body["messages"]:
         if not isinstance(message, dict):
             return True
@@ -391,3 +394,170 @@ def test_huge_authorization_header_is_refused_without_a_5xx(
     huge = chat(prod_auth_server, Bearer("A" * 100_000), ATTACK)
     assert 400 <= huge.status_code < 500
     assert fake_lago.events("huge-header") == []
+
+
+# --- money attacks: what each bills against what the provider would charge ----------------------
+#
+# The provider here is the OpenAI-wire stand-in serving gpt-4o-mini; "what the provider would
+# charge" is its own usage for the same request read to the end, at OpenAI's published prices
+# (input $0.15, output $0.60 per million tokens), plus what the stand-in cannot count but OpenAI
+# would (an image: at most 48,169 tokens, OpenAI's largest documented count at detail high).
+# Each test asserts billed >= charged and says both figures when it fails.
+
+INPUT_PRICE, OUTPUT_PRICE = 0.15e-6, 0.60e-6  # gpt-4o-mini, dollars per token (OpenAI's pricing page)
+IMAGE_HIGH_MAX = 2833 + 5667 * 8  # OpenAI's largest image count at detail high (gpt-4o-mini)
+
+
+def charged(prompt_tokens: int, completion_tokens: int) -> float:
+    return prompt_tokens * INPUT_PRICE + completion_tokens * OUTPUT_PRICE
+
+
+def provider_prompt(server: FunctionServer, user: User, body: dict[str, Any]) -> int:
+    """The provider's prompt count for ``body`` read to the end (a JSON call of the same request)."""
+    whole = {key: value for key, value in body.items() if key not in ("stream", "stream_options")}
+    response = httpx.post(server.url + CHAT, json=whole, headers=user.headers, timeout=REQUEST_TIMEOUT_S)
+    assert response.status_code == 200, response.text
+    return int(response.json()["usage"]["prompt_tokens"])
+
+
+def cut_stream(server: FunctionServer, user: User, body: dict[str, Any], lines: int = 4) -> tuple[int, str]:
+    """Open ``body`` as a stream, read ``lines`` lines, hang up: the status and the call id."""
+    with (
+        httpx.Client(timeout=REQUEST_TIMEOUT_S) as client,
+        client.stream("POST", server.url + CHAT, json=body, headers=user.headers) as response,
+    ):
+        if response.status_code != 200:
+            response.read()
+            return response.status_code, ""
+        received = response.iter_lines()
+        first = [next(received) for _ in range(lines)]
+    return 200, json.loads(first[0].removeprefix("data: "))["id"]
+
+
+def billed(fake_lago: FakeLago, user: User, call_id: str) -> dict[str, Any]:
+    """The properties of ``call_id``'s event (the user's second: the first is the JSON call's)."""
+    events = [e for e in fake_lago.wait_for_events(user.uid, 2) if e["transaction_id"] == call_id]
+    assert len(events) == 1, f"expected one event for {call_id}"
+    return dict(events[0]["properties"])
+
+
+def tools(count: int, words: int) -> list[dict[str, Any]]:
+    description = " ".join(f"w{i}" for i in range(words))
+    return [
+        {"type": "function", "function": {"name": f"tool_{i}", "description": description, "parameters": {}}}
+        for i in range(count)
+    ]
+
+
+def test_a_stream_with_100_tools_cut_before_its_end_bills_the_whole_prompt(
+    chat_server: FunctionServer, fake_lago: FakeLago, new_user: Callable[[], User]
+) -> None:
+    # Seen: billed 16 prompt tokens; read to the end the same request was billed ~41,000.
+    body = {
+        "messages": [{"role": "user", "content": "#words:60 #gap:40"}],
+        "tools": tools(100, 400),
+        "stream": True,
+    }
+    user = new_user()
+    prompt = provider_prompt(chat_server, user, body)
+    status, call_id = cut_stream(chat_server, user, body)
+    assert status == 200
+    bill = billed(fake_lago, user, call_id)
+    provider = charged(prompt, bill["completion_tokens"])
+    assert bill["partial"] == "true" and prompt > 40_000
+    assert bill["prompt_tokens"] >= prompt, f"billed {bill['prompt_tokens']} prompt tokens, provider counts {prompt}"
+    assert bill["response_cost"] >= provider, f"billed ${bill['response_cost']:.6f}, provider charges ${provider:.6f}"
+
+
+def image_and_text(words: int, **extra: Any) -> dict[str, Any]:
+    image = {"type": "image_url", "image_url": {"url": "https://images.example.com/cat.png", "detail": "high"}}
+    text = {"type": "text", "text": "#words:60 #gap:40 " + "word " * words}
+    return {"messages": [{"role": "user", "content": [text, image]}], "stream": True, **extra}
+
+
+def test_a_long_text_with_a_high_detail_image_cut_early_bills_text_and_image(
+    chat_server: FunctionServer, fake_lago: FakeLago, new_user: Callable[[], User]
+) -> None:
+    # Seen: ~40k tokens of text plus an image at detail high, closed early, billed 0 prompt tokens.
+    body = image_and_text(40_000)
+    user = new_user()
+    prompt = provider_prompt(chat_server, user, body) + IMAGE_HIGH_MAX  # the stand-in counts no image
+    status, call_id = cut_stream(chat_server, user, body)
+    assert status == 200
+    bill = billed(fake_lago, user, call_id)
+    provider = charged(prompt, bill["completion_tokens"])
+    assert bill["prompt_tokens"] >= prompt, f"billed {bill['prompt_tokens']} prompt tokens, provider counts {prompt}"
+    assert bill["response_cost"] >= provider, f"billed ${bill['response_cost']:.6f}, provider charges ${provider:.6f}"
+
+
+def test_a_180_kb_prediction_is_billed_as_prompt_when_the_stream_is_cut(
+    chat_server: FunctionServer, fake_lago: FakeLago, new_user: Callable[[], User]
+) -> None:
+    # Seen: a 180 KB prediction.content counted as 8 prompt tokens.
+    content = "lorem ipsum dolor sit amet " * 6700  # 180,900 bytes
+    body = {
+        "messages": [{"role": "user", "content": "#words:60 #gap:40"}],
+        "prediction": {"type": "content", "content": content},
+        "stream": True,
+    }
+    user = new_user()
+    prompt = provider_prompt(chat_server, user, body) + len(content.split())  # a token a word at least
+    status, call_id = cut_stream(chat_server, user, body)
+    assert status == 200
+    bill = billed(fake_lago, user, call_id)
+    provider = charged(prompt, bill["completion_tokens"])
+    assert bill["prompt_tokens"] >= prompt, f"billed {bill['prompt_tokens']} prompt tokens, provider counts {prompt}"
+    assert bill["response_cost"] >= provider, f"billed ${bill['response_cost']:.6f}, provider charges ${provider:.6f}"
+
+
+def test_both_completion_limits_are_refused_by_name_and_nothing_is_billed(
+    chat_server: FunctionServer, fake_lago: FakeLago, fake_llm: Any, user: User
+) -> None:
+    # Seen: max_tokens 1 with max_completion_tokens 4096 reserved 1 token while 4096 were sent.
+    sent_before = len(fake_llm.requests)
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "max_completion_tokens": 4096}
+    response = httpx.post(chat_server.url + CHAT, json=body, headers=user.headers, timeout=REQUEST_TIMEOUT_S)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "max_completion_tokens"
+    assert len(fake_llm.requests) == sent_before and fake_lago.events(user.uid) == []
+
+
+def test_deep_json_in_tools_is_a_400_naming_the_field(chat_server: FunctionServer, user: User) -> None:
+    # Seen: ~1,000 levels inside tools was a 502 (a RecursionError inside LiteLLM).
+    deep = '{"type": "object", "properties": {"x": ' * 450 + "{}" + "}}" * 450
+    raw = '{"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": '
+    raw += '{"name": "f", "parameters": ' + deep + "}}]}"
+    headers = {**user.headers, "Content-Type": "application/json"}
+    response = httpx.post(chat_server.url + CHAT, content=raw, headers=headers, timeout=REQUEST_TIMEOUT_S)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "tools[0]"
+
+
+@pytest.fixture(scope="module")
+def two_cent_server(function_server: Callable[..., FunctionServer]) -> FunctionServer:
+    return function_server(CHAT_BUDGET_CENTS="2", CHAT_MODELS=PRICED_MODELS)
+
+
+def test_a_two_cent_budget_holds_against_concurrent_image_streams_cut_early(
+    chat_server: FunctionServer,
+    two_cent_server: FunctionServer,
+    fake_lago: FakeLago,
+    new_user: Callable[[], User],
+) -> None:
+    # Seen: with CHAT_BUDGET_CENTS=2, twelve such calls all got 200 while the provider-side
+    # prompt cost was 3.7x the budget.
+    body = image_and_text(10_000, max_tokens=100)  # a worst case of ~0.9 cents: two fit in 2
+    prompt = provider_prompt(chat_server, new_user(), body) + IMAGE_HIGH_MAX  # counted where no budget is spent
+    user = new_user()
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(lambda _: cut_stream(two_cent_server, user, body), range(12)))
+    accepted = [call_id for status, call_id in outcomes if status == 200]
+    assert 1 <= len(accepted) <= 2 and all(status in (200, 402) for status, _ in outcomes), outcomes
+    events = fake_lago.wait_for_events(user.uid, len(accepted))
+    assert sorted(e["transaction_id"] for e in events) == sorted(accepted)
+    spent = sum(float(e["properties"]["response_cost"]) for e in events) * 100
+    assert spent <= 2.0, f"billed {spent:.3f} cents against a 2-cent budget"
+    for event in events:
+        props = event["properties"]
+        provider = charged(prompt, props["completion_tokens"])
+        assert props["response_cost"] >= provider, f"billed ${props['response_cost']:.6f}, provider ${provider:.6f}"

@@ -21,13 +21,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, Route, expect
 
 from standins.lago import API_KEY as LAGO_KEY
 from standins.lago import FakeLago
 from standins.openai_llm import TOOL_CALL, FakeOpenAI
 from standins.processes import ROOT, FirestoreEmulator, FunctionServer
 from tests.conftest import OPENAI_KEY
+from tests.support.axe import axe_violations
 from tests.support.chromium import chromium
 from tests.support.emulator_suite import EmulatorSuite, local_settings
 from tests.support.polling import eventually
@@ -40,6 +41,8 @@ MODELS = "local/demo,local/second"
 STAND_IN_MODEL = "openai/gpt-4o-mini"  # answered by the OpenAI-wire stand-in (direct_chat only)
 WAIT_MS = 30_000  # for one answer through the emulators on a busy 2-core machine
 LONG_QUESTION = " ".join(f"word{i}" for i in range(40))  # about 50 streamed pieces
+DESKTOP = {"width": 1100, "height": 720}
+PHONE = {"width": 390, "height": 844}
 
 
 def settings(fake_lago: FakeLago) -> dict[str, str]:
@@ -195,6 +198,9 @@ def test_sign_up_then_answer_streams_in_pieces_and_usage_updates(open_page, fake
     expect(page.locator("#who")).to_have_text(chat.email)
     assert page.get_by_label("Model").locator("option").all_inner_texts() == MODELS.split(",")
     expect(page.locator("#usage-body")).to_contain_text("No tokens used yet")
+    # A fresh account: its currency and billing period, from the subscription reading usage made.
+    period = r"\(\w{3} \d{1,2}, \d{4} – \w{3} \d{1,2}, \d{4}\)"
+    expect(page.locator("#usage-amount")).to_have_text(re.compile(rf"^\$0\.00 used this period {period}\.$"))
 
     chat.record_answer_states()
     chat.ask("Hello from the browser")
@@ -211,6 +217,11 @@ def test_sign_up_then_answer_streams_in_pieces_and_usage_updates(open_page, fake
     expect(row.locator(".requests")).to_have_text("1", timeout=WAIT_MS)
     first_tokens = int(row.locator(".tokens").inner_text().replace(",", ""))
     assert first_tokens > 0
+    # Lago counts whole cents; the answer cost a fraction of one: not "$0.00".
+    expect(page.locator("#usage-amount")).to_have_text(re.compile(rf"^Less than \$0\.01 used this period {period}\.$"))
+    expect(page.locator("#usage .note")).to_have_text(
+        "Usage is counted in whole cents; each answer shows its exact cost."
+    )
     expect(page.locator("#usage-budget")).to_contain_text("left")
 
     chat.ask("And a second question")
@@ -328,7 +339,7 @@ def test_answer_is_rendered_as_safe_markdown_with_copyable_code_and_its_cost(
 
 
 CODE_QUESTION = f"/echo To sort words by length:\n\n```python\n{CODE}\n```"
-CODE_TITLE = "/echo To sort words by length:"
+CODE_TITLE = "To sort words by length:"  # the /echo command is not part of the title
 
 
 def test_conversations_are_kept_reopened_after_a_reload_renamed_and_deleted(
@@ -518,15 +529,293 @@ def test_console_never_shows_an_id_token(open_page) -> None:
 # --- layout ------------------------------------------------------------------------------------
 
 
-def test_page_fits_a_phone_width_screen(open_page) -> None:
-    chat = open_page(viewport={"width": 375, "height": 740}).sign_up()
-    chat.ask("Hello from a phone")
-    chat.wait_answered()
-    expect(chat.usage_row().locator(".requests")).to_have_text("1", timeout=WAIT_MS)
-    overflow = chat.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0
-    chat_box = chat.page.locator("#chat").bounding_box()
-    usage_box = chat.page.locator("#usage").bounding_box()
-    assert usage_box["y"] >= chat_box["y"] + chat_box["height"]  # stacked, not squeezed side by side
+def in_view(page: Page, locator: Locator) -> bool:
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return box is not None and size is not None and box["y"] >= 0 and box["y"] + box["height"] <= size["height"]
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_layout_holds_at_desktop_and_phone_width(open_page, width: str) -> None:
+    chat = open_page(viewport=DESKTOP if width == "desktop" else PHONE).sign_up()
+    page = chat.page
     ARTIFACTS.mkdir(exist_ok=True)
-    chat.page.screenshot(path=str(ARTIFACTS / "chat-phone.png"), full_page=True)
+
+    def screenshot(state: str) -> None:
+        page.screenshot(path=str(ARTIFACTS / f"layout-{width}-{state}.png"))
+
+    # An empty chat says what to do; the first message replaces the hint.
+    expect(page.locator("#chat-hint")).to_be_visible()
+    expect(page.locator("#chat-hint")).to_contain_text("Enter sends it")
+    screenshot("empty-chat")
+
+    # After a long answer the message box and Send are still in view, below the answer's end.
+    chat.ask("/echo " + "\n\n".join(f"Paragraph-{i}." for i in range(40)))
+    chat.wait_answered()
+    expect(page.locator("#chat-hint")).to_be_hidden()
+    assert in_view(page, page.get_by_label("Your message")) and in_view(page, page.get_by_role("button", name="Send"))
+    assert (
+        chat.answer.evaluate("e => e.getBoundingClientRect().bottom") <= page.locator("#composer").bounding_box()["y"]
+    )
+    screenshot("long-answer")
+    chat.answer.evaluate("e => e.scrollIntoView({block: 'start'})")  # reading it from the top: still there
+    assert in_view(page, page.get_by_label("Your message"))
+
+    # A code block's Copy button sits above the code, never over it; the title has no "/echo".
+    page.get_by_role("button", name="New chat").click()
+    chat.ask(CODE_QUESTION)
+    chat.wait_answered()
+    copy = chat.answer.get_by_role("button", name="Copy code (python)").bounding_box()
+    code = chat.answer.locator("pre code").bounding_box()
+    assert copy and code and copy["y"] + copy["height"] <= code["y"]
+    titles = page.locator("#conversation-list .open")
+    expect(titles).to_have_text([CODE_TITLE, "Paragraph-0."])
+
+    # The rename field takes the list's width, Save and Cancel under it.
+    page.get_by_role("button", name="New chat").click()
+    chat.ask("Third topic")
+    chat.wait_answered()
+    page.get_by_role("button", name=f"Rename “{CODE_TITLE}”").click()
+    field = page.get_by_label("New title")
+    list_box = page.locator("#conversation-list").bounding_box()
+    assert list_box and field.bounding_box()["width"] >= 0.85 * list_box["width"]
+    page.locator("#conversation-list").scroll_into_view_if_needed()
+    screenshot("rename")
+    page.keyboard.press("Escape")
+
+    # Three conversations: on a phone the list is a short scrolling box, and a cue says there is
+    # more below until it is scrolled to its end; on a desktop they all fit.
+    conversation_list = page.locator("#conversation-list")
+    cue = page.locator(".more-cue")
+    if width == "phone":
+        assert conversation_list.evaluate("e => e.scrollHeight > e.clientHeight")
+        expect(cue).to_be_visible()
+        conversation_list.evaluate("e => e.scrollTo(0, e.scrollHeight)")
+        expect(cue).to_be_hidden()
+        # Stacked, not squeezed side by side, and nothing wider than the screen.
+        chat_box, usage_box = page.locator("#chat").bounding_box(), page.locator("#usage").bounding_box()
+        assert chat_box and usage_box and usage_box["y"] >= chat_box["y"] + chat_box["height"]
+    else:
+        expect(cue).to_be_hidden()
+    assert page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.evaluate("() => scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / f"layout-{width}-page.png"), full_page=True)
+
+
+def test_stop_under_the_emulators_says_the_answer_is_billed_whole(open_page, fake_lago: FakeLago) -> None:
+    chat = open_page().sign_up()  # through Hosting's rewrite: the Functions emulator
+    chat.ask(LONG_QUESTION)
+    expect(chat.answer.locator(".text")).to_contain_text("You said: word0", timeout=WAIT_MS)
+    chat.page.get_by_role("button", name="Stop").click()
+    chat.wait_answered("stopped")
+    expect(chat.page.locator("#status")).to_have_text(
+        "Stopped. Under the emulators the answer still runs to its end and is billed whole."
+    )
+    [event] = fake_lago.wait_for_events(uid_of(fake_lago, chat.email), 1)
+    assert "partial" not in event["properties"]  # what the page said: the whole answer
+
+
+def test_each_question_has_its_own_idempotency_key_and_its_retry_the_same(open_page) -> None:
+    chat = open_page().sign_up()
+    keys: list[str | None] = []
+    refused = False
+
+    def first_refused(route: Route) -> None:
+        nonlocal refused
+        keys.append(route.request.headers.get("idempotency-key"))
+        if refused:
+            route.continue_()
+        else:  # as if the ID token had been revoked: the page refreshes it and sends again
+            refused = True
+            route.fulfill(status=401, json={"error": {"message": "expired", "code": "invalid_api_key"}})
+
+    chat.page.route("**/v1/chat/completions", first_refused)
+    chat.ask("first question")
+    chat.wait_answered()
+    chat.ask("second question")
+    chat.wait_answered()
+    assert len(keys) == 3 and keys[0] == keys[1] != keys[2]
+    assert all(uuid.UUID(key or "").version == 4 for key in keys)
+
+
+# --- accessibility: axe-core's WCAG A/AA rules, the keyboard, what a screen reader hears -------
+
+WIDTHS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+TABLE_AND_CODE = f"""/echo ## Sorting
+
+| Word | Length |
+| --- | ---: |
+| pear | 4 |
+| fig | 3 |
+
+```python
+{CODE}
+```
+
+Pass a `key` function; see [the docs](https://docs.python.org/3/howto/sorting.html).
+"""
+
+
+def ask_for_an_error(chat: ChatPage) -> None:
+    """A question to a model the server does not allow: the API's error, shown in words."""
+    chat.page.evaluate(
+        "() => document.getElementById('model').add(new Option('openai/not-allowed', 'openai/not-allowed', true, true))"
+    )
+    chat.ask("hello")
+    expect(chat.page.locator("#chat-error")).to_contain_text("does not exist", timeout=WAIT_MS)
+
+
+@WIDTHS
+def test_axe_finds_no_wcag_violation_in_any_state_of_the_page(open_page, viewport: dict[str, int]) -> None:
+    chat = open_page(viewport=viewport)
+    page = chat.page
+    found: dict[str, list[str]] = {}
+    expect(page.get_by_role("button", name="Create account")).to_be_visible()
+    found["signed out"] = axe_violations(page)
+
+    page.get_by_label("Email").fill(chat.email)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.locator("#sign-in-error")).not_to_be_empty(timeout=WAIT_MS)
+    found["sign-in error"] = axe_violations(page)
+
+    chat.sign_up()
+    found["empty chat"] = axe_violations(page)
+
+    chat.ask(TABLE_AND_CODE)
+    chat.wait_answered()
+    expect(chat.answer.locator("table")).to_be_visible()
+    expect(chat.answer.locator("pre code .hljs-keyword").first).to_be_visible()  # highlight.js has loaded
+    found["an answer with a table and code"] = axe_violations(page)
+
+    for question in ("Second topic", "Third topic"):
+        page.get_by_role("button", name="New chat").click()
+        chat.ask(question)
+        chat.wait_answered()
+    expect(page.locator("#conversation-list li")).to_have_count(3)
+    page.locator("#conversation-list button.rename").first.click()
+    expect(page.get_by_label("New title")).to_be_focused()
+    found["three conversations, a rename open"] = axe_violations(page)
+    page.keyboard.press("Escape")
+
+    ask_for_an_error(chat)
+    found["an API error"] = axe_violations(page)
+
+    failing = {state: lines for state, lines in found.items() if lines}
+    assert not failing, "\n".join(f"{state}:\n  " + "\n  ".join(lines) for state, lines in failing.items())
+
+
+def focused(page: Page) -> str:
+    """The focused element as "tag#id.class" ("body" when focus was dropped)."""
+    return page.evaluate(
+        "() => { const e = document.activeElement;"
+        " return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + [...e.classList].map(c => '.' + c).join(''); }"
+    )
+
+
+def test_keyboard_focus_always_lands_where_the_user_goes_on(open_page) -> None:
+    chat = open_page()
+    page = chat.page
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.press("Shift+Tab")  # the skip link, first on the page, leads to the form
+    expect(page.locator("#skip")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Email")).to_be_focused()
+
+    # A wrong password: the error is shown and focus goes back to the field to correct.
+    page.keyboard.type(chat.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type("wrong password")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#sign-in-error")).not_to_be_empty(timeout=WAIT_MS)
+    assert focused(page) in ("input#email", "input#password")
+
+    # Signed up: the message box.
+    page.get_by_label("Password").fill("correct horse 1")
+    page.get_by_role("button", name="Create account").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Your message")).to_be_focused(timeout=WAIT_MS)
+    expect(page.get_by_label("Model")).to_have_value("local/demo", timeout=WAIT_MS)
+
+    # Send (which disables itself): the message box, while the answer streams and after it.
+    page.keyboard.type("Hello by keyboard")
+    page.get_by_role("button", name="Send").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Stop")).to_be_enabled()
+    assert focused(page) == "textarea#prompt"
+    chat.wait_answered()
+    assert focused(page) == "textarea#prompt"
+
+    # Stop (which disables itself): the Send button.
+    page.keyboard.type(LONG_QUESTION)
+    page.keyboard.press("Enter")
+    expect(chat.answer.locator(".text")).to_contain_text("You said: word0", timeout=WAIT_MS)
+    page.keyboard.press("Tab")  # the model picker and Send are disabled while it streams: Stop
+    expect(page.get_by_role("button", name="Stop")).to_be_focused()
+    page.keyboard.press("Enter")
+    chat.wait_answered("stopped")
+    expect(page.get_by_role("button", name="Send")).to_be_focused()
+
+    # Rename, by Enter and by Escape: back on the item's Rename button, also once Firestore has
+    # confirmed the new title (the list is repainted).
+    first_title = "Hello by keyboard"
+    page.get_by_role("button", name=f"Rename “{first_title}”").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("New title")).to_be_focused()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Renamed by keyboard")
+    page.keyboard.press("Enter")
+    renamed = page.get_by_role("button", name="Rename “Renamed by keyboard”")
+    expect(renamed).to_be_focused()
+    expect(page.locator("#conversation-list li[data-pending]")).to_have_count(0, timeout=WAIT_MS)
+    expect(renamed).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("New title")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(renamed).to_be_focused()
+
+    # The focus ring is seen: at least 3:1 against the page behind it (WCAG 1.4.11).
+    ring, behind = renamed.evaluate(
+        "e => [getComputedStyle(e).outlineColor, getComputedStyle(e.closest('.panel')).backgroundColor]"
+    )
+    assert contrast(ring, behind) >= 3, (ring, behind)
+
+
+def contrast(color: str, other: str) -> float:
+    """WCAG's contrast ratio of two opaque CSS rgb() colours."""
+
+    def luminance(css: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", css)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(color), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_screen_readers_hear_each_answer_once_when_it_is_complete(open_page) -> None:
+    chat = open_page().sign_up()
+    page = chat.page
+    assert page.evaluate("() => document.getElementById('messages').closest('[aria-live]')") is None
+    page.evaluate(
+        """() => {
+          window.announced = [];
+          const region = document.getElementById('announcer');
+          new MutationObserver(() => {
+            if (region.textContent.trim()) window.announced.push(region.textContent);
+          }).observe(region, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+    chat.ask(CODE_QUESTION)
+    expect(chat.answer.locator("pre code")).to_have_text(CODE, timeout=WAIT_MS)  # streamed in pieces
+    chat.wait_answered()
+    chat.ask("And one more")
+    chat.wait_answered()
+    announced = page.evaluate("() => window.announced")
+    assert announced == [
+        f"Answer: To sort words by length: {' '.join(CODE.split())}",  # no Copy, no cursor
+        "Answer: This is the local demo model. You said: And one more",
+    ]
+    assert page.locator("#announcer").get_attribute("aria-live") == "polite"

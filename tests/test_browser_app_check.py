@@ -10,6 +10,7 @@ Firebase with no emulator) is answered by the browser's request routing with tok
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator
@@ -34,20 +35,12 @@ LIMITED_MODEL = "local/demo"  # the default model, consumed: a limited-use token
 
 
 def _bundle(out: Path) -> Path:
-    """web/ bundled as scripts/setup bundles it, with a site key built in."""
-    target = out / "app.js"
+    """web/ built as scripts/setup builds it (scripts/build-page), with a site key built in."""
+    target = out / "js"
     subprocess.run(
-        [
-            str(ROOT / "node_modules" / ".bin" / "esbuild"),
-            "web/app.js",
-            "--bundle",
-            "--format=esm",
-            "--target=es2020",
-            f'--define:__APP_CHECK_SITE_KEY__="{SITE_KEY}"',
-            f"--outfile={target}",
-            "--log-level=warning",
-        ],
+        [str(ROOT / "scripts" / "build-page"), str(target)],
         cwd=ROOT,
+        env={**os.environ, "APP_CHECK_SITE_KEY": SITE_KEY},
         check=True,
         timeout=120,
     )
@@ -68,7 +61,7 @@ def _static(content_type: str, body: bytes) -> Callable[[Request], None]:
 @pytest.fixture(scope="module")
 def page_server(tmp_path_factory: pytest.TempPathFactory, auth_emulator: AuthEmulator) -> Iterator[StandInServer]:
     """The page as Hosting serves it locally: public/ with the bundle, and /__/firebase/init.*."""
-    bundle = _bundle(tmp_path_factory.mktemp("app-check-page")).read_bytes()
+    scripts = _bundle(tmp_path_factory.mktemp("app-check-page"))
     config = {"apiKey": "fake-api-key", "projectId": PROJECT_ID, "authDomain": "localhost", "appId": APP_ID}
     host, port = auth_emulator.host.split(":")
     emulators = {"auth": {"host": host, "port": int(port), "hostAndPort": auth_emulator.host}}
@@ -76,7 +69,10 @@ def page_server(tmp_path_factory: pytest.TempPathFactory, auth_emulator: AuthEmu
         [
             ("GET", r"/", _static("text/html", (ROOT / "public" / "index.html").read_bytes())),
             ("GET", r"/style\.css", _static("text/css", (ROOT / "public" / "style.css").read_bytes())),
-            ("GET", r"/app\.js", _static("text/javascript", bundle)),
+            *[
+                ("GET", rf"/js/{re.escape(js.name)}", _static("text/javascript", js.read_bytes()))
+                for js in scripts.iterdir()
+            ],
             ("GET", r"/__/firebase/init\.json", _static("application/json", json.dumps(config).encode())),
             (
                 "GET",

@@ -31,7 +31,8 @@ def test_json_completion_answers_in_openai_shape(chat_server: FunctionServer, us
     assert body["object"] == "chat.completion"
     assert body["model"] == DEFAULT_MODEL
     assert body["id"].startswith("chatcmpl-")
-    assert body["choices"][0]["message"] == {"role": "assistant", "content": "word0 word1 word2 word3 word4"}
+    message = {"role": "assistant", "content": "word0 word1 word2 word3 word4", "refusal": None}
+    assert body["choices"][0]["message"] == message and body["choices"][0]["logprobs"] is None
     cost = body["usage"].pop("cost")  # what the answer cost, as billed
     assert body["usage"] == {"prompt_tokens": 6, "completion_tokens": 5, "total_tokens": 11}
     [event] = fake_lago.events(user.uid)

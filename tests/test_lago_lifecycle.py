@@ -160,9 +160,14 @@ def test_usage_shows_the_period_amount_and_tokens_per_model(lifecycle_server, us
     assert body["budget"]["remaining_cents"] == 100 - body["amount_cents"]
 
 
-def test_usage_of_a_new_user_is_zero(usage_server, user: User) -> None:
+def test_usage_of_a_new_user_is_zero_in_the_plans_currency_and_period(
+    usage_server, fake_lago: FakeLago, user: User
+) -> None:
     body = httpx.get(usage_server.url + "/", headers=user.headers, timeout=30).json()
     assert (body["amount_cents"], body["models"]) == (0, [])
+    # Reading usage subscribes a new user, as a first chat would: Lago then has a period to report.
+    assert fake_lago.subscriptions[user.uid]["plan_code"] == PLAN
+    assert body["currency"] == "USD" and body["period"]["from"] and body["period"]["to"]
 
 
 def test_usage_needs_a_valid_token(usage_server) -> None:

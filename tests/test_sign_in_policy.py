@@ -10,7 +10,7 @@ import httpx
 from standins.app_check_keys import FakeAppCheck
 from standins.google_certs import FakeGoogleCerts
 from standins.processes import AuthEmulator, FunctionServer
-from tests.conftest import PROJECT_ID, User
+from tests.conftest import PRICED_MODELS, PROJECT_ID, SIGN_IN_POLICY_ENV, User
 from tests.support.api import Bearer, ask, chat
 from tests.test_app_check import id_token
 
@@ -49,6 +49,18 @@ def test_model_list_applies_the_sign_in_policy_too(monitor_server, member) -> No
     headers = {"Authorization": f"Bearer {member(verified=False).token}"}
     response = httpx.get(monitor_server.url + "/v1/models", headers=headers, timeout=30)
     assert_forbidden(response, "email_not_verified", "Verify your email address")
+
+
+def test_usage_applies_the_sign_in_policy_and_subscribes_no_one_it_refuses(function_server, member, fake_lago) -> None:
+    # Reading usage subscribes a new user in Lago (LAGO_PLAN_CODE): only one who may chat.
+    usage = function_server(target="usage", LAGO_PLAN_CODE="plan", CHAT_MODELS=PRICED_MODELS, **SIGN_IN_POLICY_ENV)
+    refused: User = member(verified=False)
+    response = httpx.get(usage.url + "/", headers=refused.headers, timeout=30)
+    assert_forbidden(response, "email_not_verified", "Verify your email address")
+    assert refused.uid not in fake_lago.customers
+    served: User = member(age_days=31)
+    assert httpx.get(usage.url + "/", headers=served.headers, timeout=30).status_code == 200
+    assert fake_lago.subscriptions[served.uid]["plan_code"] == "plan"
 
 
 def test_verified_account_past_the_new_account_period_is_served(monitor_server, member) -> None:

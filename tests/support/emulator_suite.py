@@ -39,7 +39,7 @@ REGION = "us-central1"
 def local_settings(lago_url: str, lago_key: str, **changes: str) -> dict[str, str]:
     """The functions' settings of ``scripts/run`` (embedded model, budgets, usage), billing to ``lago_url``."""
     return {
-        "CHAT_MODELS": "local/demo",
+        "CHAT_MODELS": "local/demo,demo=local/demo",  # as scripts/run lists them
         "LOCAL_MODEL_DELAY_MS": "80",  # streaming visible: about 12 pieces a second
         "LAGO_API_BASE": lago_url,
         "LAGO_API_KEY": lago_key,

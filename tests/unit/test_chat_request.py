@@ -33,11 +33,17 @@ def test_a_minimal_request_gets_the_default_model_and_the_token_cap() -> None:
     assert request.params == {"max_tokens": 100}
 
 
-def test_max_tokens_is_capped_by_the_setting_and_the_smaller_of_both_limits_wins() -> None:
+def test_max_tokens_is_capped_by_the_setting() -> None:
     assert parse(max_tokens=500).params["max_tokens"] == 100
-    both = parse(max_tokens=50, max_completion_tokens=20)
-    assert both.params == {"max_tokens": 50, "max_completion_tokens": 20}  # each as sent, capped
-    assert both.max_tokens == 20
+    assert parse(max_completion_tokens=20).max_tokens == 20
+
+
+def test_both_limits_at_once_are_refused_by_name() -> None:
+    # LiteLLM sends the provider the last one it reads: a reservation of max_tokens: 1 once
+    # let max_completion_tokens: 4096 through to OpenAI's reasoning models, Anthropic and Gemini.
+    with pytest.raises(ApiError, match="not both") as raised:
+        parse(max_tokens=1, max_completion_tokens=4096)
+    assert raised.value.param == "max_completion_tokens" and raised.value.code is ErrorCode.INVALID_REQUEST
 
 
 def test_sampling_parameters_and_stop_are_passed_on() -> None:
@@ -114,3 +120,26 @@ def test_more_messages_than_the_limit_are_refused_with_the_limit_named() -> None
     with pytest.raises(ApiError, match="at most 2") as raised:
         parse_chat_request(json.dumps({"messages": HELLO * 3}).encode(), settings)
     assert raised.value.param == "messages"
+
+
+@pytest.mark.parametrize(
+    ("field", "param"),
+    [("tools", "tools[0]"), ("response_format", "response_format")],
+)
+def test_json_nested_past_the_depth_bound_is_a_400_naming_the_field(field: str, param: str) -> None:
+    # Seen: ~1,000 levels inside tools or response_format was a 502 (a RecursionError in LiteLLM).
+    deep = '{"type": "object", "properties": {"x": ' * 450 + "{}" + "}}" * 450  # 900 levels
+    tool = '[{"type": "function", "function": {"name": "f", "parameters": ' + deep + "}}]"
+    schema = '{"type": "json_schema", "json_schema": {"name": "s", "schema": ' + deep + "}}"
+    value = tool if field == "tools" else schema
+    raw = '{"messages": [{"role": "user", "content": "hi"}], "' + field + '": ' + value + "}"
+    error = refusal(raw.encode())
+    assert "nested more than" in error.message
+    assert error.param == param and error.code is ErrorCode.INVALID_REQUEST
+
+
+def test_a_schema_nested_within_the_bound_is_accepted() -> None:
+    deep: dict[str, object] = {"type": "string"}
+    for _ in range(20):
+        deep = {"type": "object", "properties": {"x": deep}}
+    parse(response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": deep}})

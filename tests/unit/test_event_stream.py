@@ -12,9 +12,10 @@ import litellm
 import pytest
 from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices, Usage
 
-from shared.billing_event import CallContext, CallUsage
+from shared.billing_event import CallContext
 from shared.chat import _Finishes, _sse
 from shared.chat_request import ChatRequest
+from shared.pricing.usage import CallUsage, priced, read_usage
 
 MODEL = "openai/gpt-4o-mini"
 CALL = CallContext("chatcmpl-ours", "2026-01-01T00:00:00Z", "uid-1", "uid-1", MODEL)
@@ -62,13 +63,19 @@ class ProviderStream:
 
 
 class Billing:
-    """The request's billing as the writer uses it: what it was told, in order."""
+    """The request's billing (``RequestBilling``) as the writer uses it: what it was told, in
+    order; a usage chunk is priced as the real one prices it."""
 
     def __init__(self) -> None:
         self.told: list[tuple[str, Any]] = []
 
-    def succeeded(self, call: CallContext, usage: CallUsage) -> None:
+    def succeeded(self, call: CallContext, response: Any) -> CallUsage:
+        usage = priced(call.model, read_usage(response.usage, model=call.model))
         self.told.append(("succeeded", usage))
+        return usage
+
+    def cut_short(self, call: CallContext, usage: CallUsage) -> None:
+        self.told.append(("cut_short", usage))
 
     def failed(self, call: CallContext) -> None:
         self.told.append(("failed", None))
@@ -90,8 +97,10 @@ def data(line: str) -> Any:
 def test_chunks_go_out_as_ours_then_the_usage_chunk_then_done_billed_before_done() -> None:
     billing = Billing()
     lines = write(ProviderStream([*words("a ", "b"), usage_chunk()]), billing)
-    chunks = [data(next(lines)) for _ in range(3)]
+    chunks = [data(next(lines)) for _ in range(2)]
     assert billing.told == [], "nothing is billed while the answer streams"
+    chunks.append(data(next(lines)))
+    assert [kind for kind, _ in billing.told] == ["succeeded"], "the usage chunk is priced, not yet delivered"
     assert [c["id"] for c in chunks] == ["chatcmpl-ours"] * 3, "our call id, Lago's transaction id"
     assert {c["model"] for c in chunks} == {MODEL}
     assert [c["choices"][0]["delta"]["content"] for c in chunks[:2]] == ["a ", "b"]
@@ -130,7 +139,7 @@ def test_a_provider_failure_midway_ends_with_one_error_line_and_bills_what_was_s
     }
     assert "[DONE]" not in out[-1]
     [(kind, usage), flush] = billing.told
-    assert kind == "succeeded" and usage.partial and usage.completion_tokens > 0
+    assert kind == "cut_short" and usage.partial and usage.completion_tokens > 0
     assert flush == ("flush", None)
 
 
@@ -150,7 +159,7 @@ def test_a_client_that_goes_away_leaves_what_was_sent_billed_once_and_the_provid
     next(lines)
     lines.close()  # the client disconnected after two chunks
     [(kind, usage), flush] = billing.told
-    assert kind == "succeeded" and usage.partial and flush == ("flush", None)
+    assert kind == "cut_short" and usage.partial and flush == ("flush", None)
     assert stream.closed, "the provider stops generating what no one will read"
 
 

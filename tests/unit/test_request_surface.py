@@ -1,4 +1,4 @@
-"""The request's worst case for the budget, as pure functions (no servers)."""
+"""The request surface as parsed, and what its estimate counts (pure functions, no servers)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before LiteLLM 
 
 import pytest
 
-from shared.chat_request import IMAGE_TOKENS_HIGH, ChatRequest, parse_chat_request, worst_case_tokens
+from shared.chat_request import ChatRequest, parse_chat_request
 from shared.errors import ApiError
+from shared.pricing.estimate import IMAGE_TOKENS, estimate
 from shared.settings import Settings
 
 SETTINGS = Settings.from_env({"CHAT_MODELS": "openai/gpt-4o-mini,local/demo", "CHAT_MAX_TOKENS": "100"})
@@ -25,6 +26,11 @@ def parse(**body: Any) -> ChatRequest:
 def big_tool(words: int) -> dict[str, Any]:
     description = " ".join(f"w{i}" for i in range(words))
     return {"type": "function", "function": {"name": "lookup", "description": description, "parameters": {}}}
+
+
+def worst_case_tokens(request: ChatRequest) -> tuple[int, int]:
+    tokens = estimate(request)
+    return tokens.prompt_tokens, tokens.completion_tokens
 
 
 def test_a_5000_token_tool_schema_is_in_the_reserved_prompt() -> None:
@@ -45,7 +51,7 @@ def test_an_image_reserves_more_than_the_same_text_alone() -> None:
     ]
     text_only, _ = worst_case_tokens(parse())
     with_image, _ = worst_case_tokens(parse(messages=image))
-    assert with_image >= text_only + IMAGE_TOKENS_HIGH
+    assert with_image >= text_only + IMAGE_TOKENS["openai"]["auto"]
 
 
 def test_the_response_format_schema_is_in_the_reserved_prompt() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.model_prices import ModelPrice, parse_model_prices
+from shared.pricing.model_prices import ModelPrice, parse_model_prices
 from shared.settings import USER_CHANGEABLE_CLAIMS, RefusedToStart, Settings, SettingsError, is_deployed
 
 
@@ -174,7 +174,7 @@ def test_prices_are_required_when_a_budget_or_the_metric_uses_the_cost(env: dict
 
 
 def test_unpriced_models_are_those_litellm_would_bill_at_zero_until_priced() -> None:
-    from shared.model_prices import register_prices, unpriced_models
+    from shared.pricing.model_prices import register_prices, unpriced_models
 
     model = "openai/not-in-cost-map-settings-test"
     assert unpriced_models(("openai/gpt-4o-mini", model)) == (model,)

@@ -5,11 +5,11 @@ keys, in US dollars per token::
 
     {"openai/my-finetune": {"input_cost_per_token": 3e-07, "output_cost_per_token": 1.2e-06}}
 
-They are registered with ``litellm.register_model`` at cold start, so LiteLLM's cost (the
+They are registered with ``litellm.register_model`` at cold start, so ``pricing.usage`` (the
 event's ``response_cost``) and the budget's reservations use them; an operator's price also
-replaces the bundled one. When money depends on the cost (a budget, or a Lago metric that bills
-``response_cost``), every allowlisted model must have a positive price: an unpriced model would
-cost 0 and be free.
+replaces the bundled one; cache reads and writes are billed at the input price. When money
+depends on the cost (a budget, or a Lago metric that bills ``response_cost``), every
+allowlisted model must have a positive price: an unpriced model would cost 0 and be free.
 """
 
 from __future__ import annotations
@@ -77,9 +77,10 @@ def register_prices(prices: Mapping[str, ModelPrice]) -> None:
                 "output_cost_per_token": price.output_cost_per_token,
                 "litellm_provider": model.partition("/")[0] if "/" in model else "openai",
                 "mode": "chat",
-                # Declared so LiteLLM does not warn that they default to 0.
-                "cache_read_input_token_cost": 0.0,
-                "cache_creation_input_token_cost": 0.0,
+                # The operator priced input and output only: a cache read or write the provider
+                # reports is billed as the input it is, never at 0 (LiteLLM's default).
+                "cache_read_input_token_cost": price.input_cost_per_token,
+                "cache_creation_input_token_cost": price.input_cost_per_token,
             }
             for model, price in prices.items()
         }

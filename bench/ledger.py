@@ -22,7 +22,7 @@ import time
 import uuid
 
 from bench.results import LedgerRun, Samples
-from tests.support.processes import FirestoreEmulator
+from standins.processes import FirestoreEmulator
 
 RATE = 50.0
 WORST, REAL = 0.5, 0.2

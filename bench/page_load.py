@@ -36,8 +36,8 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.support.processes import ROOT, AuthEmulator
+from standins.chromium import CHROMIUM, CHROMIUM_ARGS
+from standins.processes import ROOT, AuthEmulator
 
 PROFILE = {"latency_ms": 150, "down_bps": 1_600_000, "up_bps": 750_000, "cpu_slowdown": 4}
 DEMO_CONFIG = {"apiKey": "fake-api-key", "projectId": "demo-bench", "authDomain": "localhost"}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.processes import ROOT, _stop_group, free_port, wait_until
+from standins.processes import ROOT, free_port, stop_group, wait_until
 
 VENV = ROOT / "bench" / ".proxy-venv"
 REQUIREMENTS = ROOT / "bench" / "requirements-proxy.txt"
@@ -114,5 +114,5 @@ class LiteLLMProxy:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc)
+            stop_group(self.proc)
         shutil.rmtree(self._dir, ignore_errors=True)

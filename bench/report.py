@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.processes import ROOT
+from standins.processes import ROOT
 
 from .results import (
     ColdStarts,

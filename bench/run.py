@@ -7,7 +7,7 @@ proxy's virtualenv exists). It prints a table and writes it into docs/PERFORMANC
 127.0.0.1:
 
 - the stand-ins (an OpenAI-wire LLM, Lago, Secret Manager, Google's token certificates,
-  ``tests/standins``) in a process of their own (``bench.standins``);
+  ``standins``) in a process of their own (``bench.standins``);
 - functions-framework serving ``functions/main.py``: for the cold start on the production token
   path with its secrets in the Secret Manager stand-in; for the rest with ``ALLOW_ANONYMOUS=true``
   (token verification not measured), once with Lago configured, once without;
@@ -59,7 +59,7 @@ from bench.results import (
     Throughput,
     Timeliness,
 )
-from tests.support.processes import ROOT, VENV_BIN, FunctionServer
+from standins.processes import ROOT, VENV_BIN, FunctionServer
 
 MODEL = "openai/gpt-4o-mini"
 CHAT = "/v1/chat/completions"

@@ -21,10 +21,10 @@ import json
 import sys
 from typing import Any
 
-from tests.standins.google_certs import FakeGoogleCerts
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import FakeOpenAI
-from tests.standins.secret_manager import FakeSecretManager
+from standins.google_certs import FakeGoogleCerts
+from standins.lago import FakeLago
+from standins.openai_llm import FakeOpenAI
+from standins.secret_manager import FakeSecretManager
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The local run's Lago: the tests' stand-in of Lago's API, so billing and usage work offline.
+"""The local run's Lago: the stand-in of Lago's API (``standins/lago.py``, which the tests use too),
+so billing and usage work offline.
 
 Usage: python scripts/local_lago.py PORT API_KEY
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.standins.lago import FakeLago  # noqa: E402
+from standins.lago import FakeLago
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ from typing import Any, TextIO, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.billing_event import LagoEvent  # noqa: E402
-from shared.lago_events import LagoEventsClient, Outcome  # noqa: E402
+from shared.billing_event import LagoEvent
+from shared.lago_events import LagoEventsClient, Outcome
 
 LOG_MESSAGE = "billing_outbox_write_failed"
 _REQUIRED = ("transaction_id", "external_subscription_id", "code", "timestamp")

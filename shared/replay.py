@@ -91,24 +91,31 @@ class _Page:
 class _Pacer:
     """Spaces requests from several threads to at most ``per_second``; waits out a 429's reset."""
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._interval = 1.0 / per_second
-        self._next = time.monotonic()
+        self._clock, self._sleep = clock, sleep
+        self._next = clock()
         self._lock = threading.Lock()
 
     def wait(self, deadline: float) -> bool:
         """Take the next slot; False (no slot taken) if it comes after ``deadline``."""
         with self._lock:
-            slot = max(self._next, time.monotonic())
+            slot = max(self._next, self._clock())
             if slot >= deadline:
                 return False
             self._next = slot + self._interval
-        time.sleep(max(0.0, slot - time.monotonic()))
+        self._sleep(max(0.0, slot - self._clock()))
         return True
 
     def pause(self, seconds: float) -> None:
+        """No slot before ``seconds`` from now (a 429's reset)."""
         with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
+            self._next = max(self._next, self._clock() + seconds)
 
 
 class ReplayRun:

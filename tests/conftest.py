@@ -33,18 +33,18 @@ from dataclasses import dataclass
 import pytest
 from google.cloud import firestore
 
-from tests.standins.anthropic_llm import API_KEY as ANTHROPIC_KEY
-from tests.standins.anthropic_llm import FakeAnthropic
-from tests.standins.app_check_keys import FakeAppCheck
-from tests.standins.gemini_llm import API_KEY as GEMINI_KEY
-from tests.standins.gemini_llm import FakeGemini
-from tests.standins.google_certs import FakeGoogleCerts
-from tests.standins.google_oauth import FakeGoogleOAuth
-from tests.standins.lago import API_KEY as LAGO_KEY
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import FakeOpenAI
+from standins.anthropic_llm import API_KEY as ANTHROPIC_KEY
+from standins.anthropic_llm import FakeAnthropic
+from standins.app_check_keys import FakeAppCheck
+from standins.gemini_llm import API_KEY as GEMINI_KEY
+from standins.gemini_llm import FakeGemini
+from standins.google_certs import FakeGoogleCerts
+from standins.google_oauth import FakeGoogleOAuth
+from standins.lago import API_KEY as LAGO_KEY
+from standins.lago import FakeLago
+from standins.openai_llm import FakeOpenAI
+from standins.processes import ROOT, AuthEmulator, FirestoreEmulator, FunctionServer
 from tests.support.api import DEFAULT_MODEL
-from tests.support.processes import ROOT, AuthEmulator, FirestoreEmulator, FunctionServer
 
 __all__ = ["DEFAULT_MODEL"]  # re-exported: modules import it from here
 pytest_plugins = ["tests.faults_report"]  # the fault suite's summary line

@@ -15,11 +15,11 @@ import pytest
 from google.cloud import firestore
 from httpx_sse import connect_sse
 
+from standins.lago import FakeLago
+from standins.processes import FunctionServer
 from tests.conftest import DEFAULT_MODEL, EVENT_CODE, PROJECT_ID, User
-from tests.standins.lago import FakeLago
 from tests.support.api import CHAT, ask, chat, stream_body
 from tests.support.outbox_seed import seed_outbox
-from tests.support.processes import FunctionServer
 
 BILL_ME = "bill me please"  # the token counts asserted below are this prompt's
 

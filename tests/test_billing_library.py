@@ -14,19 +14,19 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402
+import litellm
 
-from shared import billing as billing_module  # noqa: E402
-from shared import chat  # noqa: E402
-from shared.auth import Caller  # noqa: E402
-from shared.billing import Billing, ChatLagoCallback, register_callback  # noqa: E402
-from shared.chat_request import ChatRequest  # noqa: E402
-from shared.errors import ApiError  # noqa: E402
-from shared.llm import CallContext  # noqa: E402
-from shared.settings import LagoSettings  # noqa: E402
-from tests.conftest import EVENT_CODE, OPENAI_KEY  # noqa: E402
-from tests.standins.lago import API_KEY, FakeLago  # noqa: E402
-from tests.standins.openai_llm import FakeOpenAI  # noqa: E402
+from shared import billing as billing_module
+from shared import chat
+from shared.auth import Caller
+from shared.billing import Billing, ChatLagoCallback, register_callback
+from shared.chat_request import ChatRequest
+from shared.errors import ApiError
+from shared.llm import CallContext
+from shared.settings import LagoSettings
+from standins.lago import API_KEY, FakeLago
+from standins.openai_llm import FakeOpenAI
+from tests.conftest import EVENT_CODE, OPENAI_KEY
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from standins.processes import FunctionServer
 from tests.conftest import User
-from tests.support.processes import FunctionServer
 
 CHAT = "/v1/chat/completions"
 CHUNK = b"x" * 65536

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,14 +23,15 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, Route, expect
 
+from standins.lago import API_KEY as LAGO_KEY
+from standins.lago import FakeLago
+from standins.openai_llm import TOOL_CALL, FakeOpenAI
+from standins.processes import ROOT, FirestoreEmulator, FunctionServer
 from tests.conftest import OPENAI_KEY
-from tests.standins.lago import API_KEY as LAGO_KEY
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import TOOL_CALL, FakeOpenAI
 from tests.support.axe import axe_violations
 from tests.support.chromium import chromium
 from tests.support.emulator_suite import EmulatorSuite, local_settings
-from tests.support.processes import ROOT, FirestoreEmulator, FunctionServer
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -397,25 +397,17 @@ def test_conversations_are_kept_reopened_after_a_reload_renamed_and_deleted(
 
     # What Firestore keeps, read as an admin: the renamed conversation and its six messages.
     uid = uid_of(fake_lago, chat.email)
-    stored = wait_for(
+    # A write the page made reaches the emulator a moment after the page shows it.
+    stored = eventually(
         lambda: firestore_emulator.documents(suite.project_id, f"users/{uid}/conversations"),
         lambda docs: len(docs) == 1,
+        what="one conversation stored in Firestore",
     )
     fields = stored[0]["fields"]
     assert fields["title"]["stringValue"] == "Sorting in Python"
     assert fields["model"]["stringValue"] == "local/demo"
     messages = fields["messages"]["arrayValue"]["values"]
     assert [m["mapValue"]["fields"]["role"]["stringValue"] for m in messages] == ["user", "assistant"] * 3
-
-
-def wait_for(read: Any, done: Any, timeout: float = 10) -> Any:
-    """Read until ``done(value)``: a write the page made reaches the server a moment after it shows."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def test_tool_call_in_an_answer_shows_as_a_labelled_block(open_page, direct_chat: FunctionServer) -> None:

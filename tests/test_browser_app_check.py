@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Route, expect
 
+from standins.app_check_keys import APP_ID, FakeAppCheck
+from standins.http_server import Request, StandInServer
+from standins.processes import ROOT, AuthEmulator, FunctionServer
 from tests.conftest import PROJECT_ID
-from tests.standins.app_check_keys import APP_ID, FakeAppCheck
-from tests.standins.http_server import Request, StandInServer
 from tests.support.chromium import chromium
-from tests.support.processes import ROOT, AuthEmulator, FunctionServer
 from tests.test_browser import WAIT_MS
 
 pytestmark = pytest.mark.slow

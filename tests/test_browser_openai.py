@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Route
 
+from standins.lago import FakeLago
+from standins.processes import ROOT, FunctionServer
 from tests.conftest import User
-from tests.standins.lago import FakeLago
 from tests.support.chromium import chromium
-from tests.support.processes import ROOT, FunctionServer
 
 ALLOWED_ORIGIN = "http://localhost:5002"  # in the chat_server's CORS_ORIGINS
 OTHER_ORIGIN = "http://localhost:5999"  # not in it

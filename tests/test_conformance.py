@@ -19,12 +19,12 @@ import openai
 import pytest
 from httpx_sse import connect_sse
 
+from standins.lago import FakeLago
+from standins.openai_llm import FakeOpenAI
+from standins.processes import FunctionServer
 from tests.conftest import DEFAULT_MODEL, User
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import FakeOpenAI
 from tests.support.api import CHAT, ask
 from tests.support.openai_spec import stream_event_violations, violations
-from tests.support.processes import FunctionServer
 
 LOCAL = "local/demo"
 WEATHER = {

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.standins.gcloud_apis import GoogleApis, Recorded
+from standins.gcloud_apis import GoogleApis, Recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy.sh"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.standins.lago import API_KEY as LAGO_KEY
-from tests.standins.lago import FakeLago
+from standins.lago import API_KEY as LAGO_KEY
+from standins.lago import FakeLago
+from standins.processes import ROOT, VENV_BIN
 from tests.support.emulator_suite import EmulatorSuite, local_settings
-from tests.support.processes import ROOT, VENV_BIN
 
 API, CLIENTS = ROOT / "docs" / "api.md", ROOT / "docs" / "clients.md"
 

@@ -30,12 +30,12 @@ import pytest
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from standins.lago import FakeLago
+from standins.processes import FunctionServer
 from tests.conftest import DEFAULT_MODEL, UNPRICED_MODEL, PriceServers, User
 from tests.faults_report import Cell, record
-from tests.standins.lago import FakeLago
 from tests.support.api import CHAT
 from tests.support.outbox_seed import seed_outbox
-from tests.support.processes import FunctionServer
 
 LLM_TIMEOUT_S = 1.0
 FLUSH_TIMEOUT_S = 0.5
@@ -452,8 +452,8 @@ def test_secret_manager_faults_at_cold_start_lose_no_event(
     call billed. Missing, corrupt or its only version disabled: billing is off, and with
     ``CHAT_REQUIRE_BILLING`` chat answers 503 instead of serving unbilled calls, so no usage goes
     unrecorded."""
-    from tests.standins.lago import API_KEY
-    from tests.standins.secret_manager import FakeSecretManager
+    from standins.lago import API_KEY
+    from standins.secret_manager import FakeSecretManager
 
     manager = FakeSecretManager().start()
     try:

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.support.processes import ROOT, FirestoreEmulator
+from standins.processes import ROOT, FirestoreEmulator
 
 EXPECTED = {
     # The owner: the page's own writes.

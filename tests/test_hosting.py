@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.standins.lago import API_KEY as LAGO_KEY
-from tests.standins.lago import FakeLago
+from standins.lago import API_KEY as LAGO_KEY
+from standins.lago import FakeLago
+from standins.processes import VENV_BIN
 from tests.support.emulator_suite import EmulatorSuite, local_settings
-from tests.support.processes import VENV_BIN
 
 pytestmark = pytest.mark.slow
 

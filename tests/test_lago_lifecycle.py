@@ -11,11 +11,12 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from standins.lago import FakeLago
+from standins.openai_llm import FakeOpenAI
+from standins.processes import FunctionServer
 from tests.conftest import User
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import FakeOpenAI
 from tests.support.api import CHAT, ask, chat
-from tests.support.processes import FunctionServer
+from tests.support.polling import eventually
 
 PLAN = "chat_pay_as_you_go"
 PRICEY = "openai/gpt-4"  # $30/M prompt, $60/M completion: 1,000 max tokens hold ~6 cents
@@ -185,18 +186,11 @@ def test_usage_when_lago_fails_is_a_json_503(usage_server, fake_lago: FakeLago, 
 # --- budgets --------------------------------------------------------------------------------
 
 
+REFRESHED = "what changed in Lago reached the instance (a background refresh)"
+
+
 def llm_requests_with(fake_llm: FakeOpenAI, marker: str) -> int:
     return sum(marker in str(r["messages"]) for r in fake_llm.requests)
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """For what changes in Lago and reaches the instance by a background refresh."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 # The usage a payer had before its first call here (spent earlier in the period) is read on
@@ -219,13 +213,13 @@ def test_per_customer_budget_from_lago_metadata(lifecycle_server, fake_lago: Fak
     fake_lago.add_usage(user.uid, 150)
     assert pricey(lifecycle_server, user).status_code == 402
     fake_lago.set_budget(user.uid, 500)
-    assert eventually(lambda: pricey(lifecycle_server, user).status_code == 200)
+    eventually(lambda: pricey(lifecycle_server, user).status_code, lambda status: status == 200, what=REFRESHED)
 
 
 def test_usage_spent_elsewhere_is_reconciled_from_lago(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
     assert pricey(lifecycle_server, user).status_code == 200
     fake_lago.add_usage(user.uid, 150)  # e.g. billed by another system on the same metric
-    assert eventually(lambda: pricey(lifecycle_server, user).status_code == 402)
+    eventually(lambda: pricey(lifecycle_server, user).status_code, lambda status: status == 402, what=REFRESHED)
 
 
 def test_concurrent_calls_at_the_edge_do_not_all_slip_past(lifecycle_server, fake_lago: FakeLago, user: User) -> None:
@@ -249,14 +243,19 @@ def test_streams_hold_and_settle_the_budget_too(lifecycle_server, fake_lago: Fak
         assert r.status_code == 200
         assert pricey(lifecycle_server, user).status_code == 402, "the open stream holds the room"
         r.read()
-    assert eventually(lambda: pricey(lifecycle_server, user).status_code == 200, 3)
+    eventually(
+        lambda: pricey(lifecycle_server, user).status_code,
+        lambda status: status == 200,
+        what="the settled stream's room is free again",
+        timeout=3,
+    )
 
 
 def test_usage_answer_matches_the_openapi_document(lifecycle_server, usage_server, user: User) -> None:
     import jsonschema
     import yaml
 
-    from tests.support.processes import ROOT
+    from standins.processes import ROOT
 
     document = yaml.safe_load((ROOT / "openapi.yaml").read_text())
     schema = document["paths"]["/api/usage"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]

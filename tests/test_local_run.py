@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ROOT
+from standins.processes import ROOT
 
 
 @pytest.mark.parametrize("args", [[], ["--check-ports"]], ids=["run", "check-ports"])

@@ -5,13 +5,12 @@ call, is in ``test_lago_lifecycle.py`` (its server has a budget)."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
+from standins.processes import FunctionServer
 from tests.conftest import User
-from tests.support.processes import FunctionServer
+from tests.support.api import chat
 
-CHAT = "/v1/chat/completions"
 HUGE_INTEGER = "9" * 5000  # past Python's 4,300-digit limit for int(str)
 
 MALFORMED = {
@@ -27,19 +26,16 @@ MALFORMED = {
 }
 
 
-def post(server: FunctionServer, user: User, raw: bytes) -> httpx.Response:
-    headers = {**user.headers, "Content-Type": "application/json"}
-    return httpx.post(server.url + CHAT, content=raw, headers=headers, timeout=30)
-
-
-@pytest.mark.parametrize("case", list(MALFORMED))
+# Every case is a unit test of the parser (tests/unit/test_chat_fields.py); through the server,
+# the one that reached the stream's path.
+@pytest.mark.parametrize("case", ["lone_surrogate_in_stream"])
 def test_malformed_input_is_400_never_500_or_502(chat_server: FunctionServer, user: User, case: str) -> None:
-    response = post(chat_server, user, MALFORMED[case])
+    response = chat(chat_server, user, MALFORMED[case])
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"]
 
 
 def test_a_surrogate_pair_is_valid_unicode_and_served(chat_server: FunctionServer, user: User) -> None:
-    response = post(chat_server, user, b'{"messages": [{"role": "user", "content": "\\ud83d\\ude00"}]}')
+    response = chat(chat_server, user, b'{"messages": [{"role": "user", "content": "\\ud83d\\ude00"}]}')
     assert response.status_code == 200, response.text

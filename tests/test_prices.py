@@ -4,29 +4,22 @@ prices it; priced, its calls count against the budget like any other."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
 import pytest
 
+from standins.lago import FakeLago
 from tests.conftest import MODEL_PRICE as PRICE
 from tests.conftest import UNPRICED_MODEL as UNPRICED
 from tests.conftest import PriceServers, User
-from tests.standins.lago import FakeLago
-from tests.support.api import CHAT
-from tests.support.processes import FunctionServer
+from tests.support.api import ask, chat
 
-
-def chat(server: FunctionServer, user: User, **extra: Any) -> httpx.Response:
-    body = {"model": UNPRICED, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 10, **extra}
-    return httpx.post(server.url + CHAT, json=body, headers=user.headers, timeout=30)
+HELLO = ask("hello", model=UNPRICED, max_tokens=10)
 
 
 def test_unpriced_model_with_a_budget_is_refused_at_cold_start_never_free(
     price_servers: PriceServers, fake_lago: FakeLago, user: User
 ) -> None:
     server = price_servers.unpriced
-    statuses = [chat(server, user).status_code for _ in range(20)]
+    statuses = [chat(server, user, HELLO).status_code for _ in range(20)]
     assert statuses == [503] * 20, "before: 20 calls of 1 cent's budget went through, billed 0"
     assert fake_lago.events(user.uid) == []
     [invalid] = [line for line in server.log_lines() if line["message"] == "settings_invalid"]
@@ -40,7 +33,7 @@ def test_operator_price_makes_the_model_billable_and_bounded_by_the_budget(
     server = price_servers.priced
     statuses = []
     for _ in range(20):
-        statuses.append(chat(server, user).status_code)
+        statuses.append(chat(server, user, HELLO).status_code)
         if statuses[-1] != 200:
             break
     assert statuses[-1] == 402 and 1 <= len(statuses) - 1 <= 6, statuses

@@ -48,13 +48,13 @@ from tests.conftest import (
     VERTEX_MODEL,
     User,
 )
-from tests.standins.anthropic_llm import FakeAnthropic
-from tests.standins.gemini_llm import FakeGemini
-from tests.standins.google_oauth import FakeGoogleOAuth
-from tests.standins.lago import FakeLago
-from tests.standins.llm_wire import Call
+from standins.anthropic_llm import FakeAnthropic
+from standins.gemini_llm import FakeGemini
+from standins.google_oauth import FakeGoogleOAuth
+from standins.lago import FakeLago
+from standins.llm_wire import Call
 from tests.support.api import CHAT, ask, chat
-from tests.support.processes import FunctionServer
+from standins.processes import FunctionServer
 
 PRICES: dict[str, dict[str, Any]] = tomllib.loads(
     (Path(__file__).parent / "data" / "published_prices.toml").read_text()

@@ -12,8 +12,8 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
+from standins.processes import ROOT, FunctionServer
 from tests.conftest import DEFAULT_MODEL, User
-from tests.support.processes import ROOT, FunctionServer
 
 
 @tool

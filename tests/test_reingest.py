@@ -11,9 +11,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from standins.lago import API_KEY, FakeLago
+from standins.processes import ROOT
 from tests.conftest import EVENT_CODE
-from tests.standins.lago import API_KEY, FakeLago
-from tests.support.processes import ROOT
 
 
 def event(payer: str, hours_ago: float, **properties: Any) -> dict[str, Any]:

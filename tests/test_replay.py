@@ -16,14 +16,14 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from google.cloud import firestore  # noqa: E402
+from google.cloud import firestore
 
-from shared.firestore_db import FirestoreDb  # noqa: E402
-from shared.lago_events import LagoEventsClient, Outcome  # noqa: E402
-from shared.outbox import Outbox  # noqa: E402
-from shared.replay import ReplayRun  # noqa: E402
-from tests.standins.lago import API_KEY, FakeLago  # noqa: E402
-from tests.support.outbox_seed import queued_event, seed_outbox  # noqa: E402
+from shared.firestore_db import FirestoreDb
+from shared.lago_events import LagoEventsClient, Outcome
+from shared.outbox import Outbox
+from shared.replay import ReplayRun
+from standins.lago import API_KEY, FakeLago
+from tests.support.outbox_seed import queued_event, seed_outbox
 
 
 @pytest.fixture

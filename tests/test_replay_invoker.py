@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.standins.google_certs import FakeGoogleCerts, unsigned_token
-from tests.support.processes import ROOT, FunctionServer
+from standins.google_certs import FakeGoogleCerts, unsigned_token
+from standins.processes import ROOT, FunctionServer
 
 INVOKER = "replay-billing@demo-chat-tests.iam.gserviceaccount.com"
 AUDIENCE = "https://europe-west1-demo-chat-tests.cloudfunctions.net/replay_billing"

@@ -20,9 +20,9 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from standins.lago import FakeLago
+from standins.processes import ROOT, FunctionServer
 from tests.conftest import DEFAULT_MODEL, User
-from tests.standins.lago import FakeLago
-from tests.support.processes import ROOT, FunctionServer
 
 # Public id -> the LiteLLM model it is billed under.
 MODELS = {"gpt-4o-mini": DEFAULT_MODEL, "demo": "local/demo"}

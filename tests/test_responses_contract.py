@@ -12,9 +12,9 @@ import pytest
 from hypothesis import assume, given
 from schemathesis import GenerationMode
 
+from standins.lago import FakeLago
+from standins.processes import FunctionServer
 from tests.conftest import DEFAULT_MODEL, User
-from tests.standins.lago import FakeLago
-from tests.support.processes import FunctionServer
 from tests.test_abuse import CONFORMANCE, FUZZ_SETTINGS, REQUEST_TIMEOUT_S, SCHEMA, rejects_negative_data, sse_data
 
 RESPONSES_POST = SCHEMA["/v1/responses"]["POST"]

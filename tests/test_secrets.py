@@ -19,14 +19,15 @@ import httpx
 import pytest
 
 from shared.secret_env import SecretRef, load_secrets, wanted_secrets
+from standins.http_server import Request
+from standins.lago import API_KEY as LAGO_KEY
+from standins.lago import FakeLago
+from standins.openai_llm import FakeOpenAI
+from standins.processes import FunctionServer, free_port
+from standins.secret_manager import FakeSecretManager
 from tests.conftest import DEFAULT_MODEL, EVENT_CODE, PROJECT_ID, User
-from tests.standins.http_server import Request
-from tests.standins.lago import API_KEY as LAGO_KEY
-from tests.standins.lago import FakeLago
-from tests.standins.openai_llm import FakeOpenAI
-from tests.standins.secret_manager import FakeSecretManager
 from tests.support.api import ask, chat
-from tests.support.processes import FunctionServer, free_port, wait_until
+from tests.support.polling import eventually
 
 ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
 MODELS = f"{DEFAULT_MODEL},local/demo,{ANTHROPIC_MODEL}"
@@ -382,7 +383,7 @@ def test_unreadable_lago_secret_is_503_with_retry_after_until_it_reads_then_chat
     time.sleep(wait)  # the server's own Retry-After: the next read is due
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         reader = pool.submit(chat, retry_server, user, ask("hello", model=DEFAULT_MODEL))
-        wait_until(lambda: reads() > before, 20, "the retry's read")
+        eventually(reads, lambda count: count > before, what="the retry's read", timeout=20)
         started = time.monotonic()
         other = chat(retry_server, user, ask("hello", model=DEFAULT_MODEL))
         assert time.monotonic() - started < 2, "not blocked behind the read"

@@ -7,11 +7,12 @@ from typing import Any
 
 import httpx
 
+from standins.app_check_keys import FakeAppCheck
+from standins.google_certs import FakeGoogleCerts
+from standins.processes import AuthEmulator, FunctionServer
 from tests.conftest import PRICED_MODELS, PROJECT_ID, SIGN_IN_POLICY_ENV, User
-from tests.standins.app_check_keys import FakeAppCheck
-from tests.standins.google_certs import FakeGoogleCerts
-from tests.support.processes import AuthEmulator, FunctionServer
-from tests.test_app_check import chat, id_token
+from tests.support.api import Bearer, ask, chat
+from tests.test_app_check import id_token
 
 
 def assert_forbidden(response: httpx.Response, code: str, words: str) -> None:
@@ -35,12 +36,12 @@ def anonymous_token(auth_emulator: AuthEmulator) -> str:
 
 
 def test_anonymous_sign_in_is_refused_when_not_an_allowed_provider(monitor_server, auth_emulator) -> None:
-    response = chat(monitor_server, anonymous_token(auth_emulator), None)
+    response = chat(monitor_server, Bearer(anonymous_token(auth_emulator)), ask())
     assert_forbidden(response, "sign_in_provider_not_allowed", "Guest (anonymous) sign-ins cannot chat")
 
 
 def test_unverified_email_is_refused_in_words(monitor_server, member) -> None:
-    response = chat(monitor_server, member(verified=False).token, None)
+    response = chat(monitor_server, member(verified=False), ask())
     assert_forbidden(response, "email_not_verified", "Verify your email address")
 
 
@@ -63,12 +64,12 @@ def test_usage_applies_the_sign_in_policy_and_subscribes_no_one_it_refuses(funct
 
 
 def test_verified_account_past_the_new_account_period_is_served(monitor_server, member) -> None:
-    assert chat(monitor_server, member(age_days=31).token, None).status_code == 200
+    assert chat(monitor_server, member(age_days=31), ask()).status_code == 200
 
 
 def test_new_account_gets_the_new_account_budget(monitor_server, member, fake_lago) -> None:
     user: User = member(age_days=29)  # CHAT_NEW_ACCOUNT_BUDGET_CENTS=0: nothing until day 30
-    response = chat(monitor_server, user.token, None)
+    response = chat(monitor_server, user, ask())
     assert response.status_code == 402, response.text
     error = response.json()["error"]
     assert (error["code"], error["type"]) == ("budget_exceeded", "insufficient_quota")
@@ -80,7 +81,7 @@ def test_new_account_gets_the_new_account_budget(monitor_server, member, fake_la
 
 
 def signed_chat(server: FunctionServer, certs: FakeGoogleCerts, keys: FakeAppCheck, **claims: Any) -> httpx.Response:
-    return chat(server, id_token(certs, **claims), keys.mint(PROJECT_ID))
+    return chat(server, Bearer(id_token(certs, **claims), keys.mint(PROJECT_ID)), ask())
 
 
 def test_signed_unverified_email_is_refused(guarded_server, google_certs, app_check_keys) -> None:
@@ -94,7 +95,9 @@ def test_signed_token_without_an_email_is_refused_when_a_verified_email_is_requi
     token = google_certs.mint(
         PROJECT_ID, "phone-user", auth_time=0, firebase={"identities": {}, "sign_in_provider": "password"}
     )
-    assert_forbidden(chat(guarded_server, token, app_check_keys.mint(PROJECT_ID)), "email_not_verified", "Verify")
+    assert_forbidden(
+        chat(guarded_server, Bearer(token, app_check_keys.mint(PROJECT_ID)), ask()), "email_not_verified", "Verify"
+    )
 
 
 def test_signed_sign_in_with_an_unlisted_provider_is_refused(guarded_server, google_certs, app_check_keys) -> None:

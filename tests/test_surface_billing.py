@@ -7,9 +7,9 @@ import json
 
 import httpx
 
+from standins.lago import FakeLago
+from standins.processes import FunctionServer
 from tests.conftest import User
-from tests.standins.lago import FakeLago
-from tests.support.processes import FunctionServer
 
 CHAT = "/v1/chat/completions"
 

@@ -7,7 +7,7 @@ from functools import cache
 
 from playwright.sync_api import Page
 
-from tests.support.processes import ROOT
+from standins.processes import ROOT
 
 WCAG_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
 

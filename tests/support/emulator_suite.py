@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import FIREBASE_BIN, PASSWORD, ROOT, free_port, sign_up, wait_until
+from standins.processes import FIREBASE_BIN, PASSWORD, ROOT, free_port, sign_up, wait_until
 
 REGION = "us-central1"
 

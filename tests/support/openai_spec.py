@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 
-from tests.support.processes import ROOT
+from standins.processes import ROOT
 
 SPEC_VERSION = "2.3.0"
 SPEC_PATH = ROOT / "tests" / "data" / f"openai-openapi-{SPEC_VERSION}-subset.json"

@@ -1,7 +1,7 @@
 """The budget's decisions: worst cases reserved against the payer's ledger, reconciled with Lago (no server).
 
 The ledger is kept in memory (``LocalLedgerStore``: the same transactions as Firestore's);
-``tests/test_ledger.py`` tests its arithmetic and the Firestore emulator.
+``tests/unit/test_ledger.py`` tests its arithmetic, ``tests/test_ledger.py`` the Firestore emulator.
 
 Lago's side is a plain object holding the payer's ``Account`` as Lago would report it: the
 arithmetic, not the Lago client, is under test here (test_billing.py drives the real one).
@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from shared.budget import BudgetGuard
+from shared.budget import BudgetGuard, calendar_month
 from shared.errors import ApiError, ErrorCode
 from shared.lago_accounts import Account
-from shared.ledger import LocalLedgerStore, SpendLeases
-from shared.reservation import NO_RESERVATION
+from shared.ledger import LocalLedgerStore, SpendLeases, ledger_key
+from shared.reservation import NO_RESERVATION, Reservation
 
 # One call's worst case, in cents (what ``pricing`` computes; the budget takes the figure).
 WORST_CENTS = 6.5
@@ -39,17 +39,23 @@ def account(amount_cents: int = 0, budget_cents: int | None = None) -> Account:
     )
 
 
-def guard(lago: LagoSays, limit_cents: int) -> BudgetGuard:
-    leases = SpendLeases(LocalLedgerStore())
+def guard(lago: LagoSays, limit_cents: int | None, store: LocalLedgerStore | None = None) -> BudgetGuard:
+    leases = SpendLeases(store or LocalLedgerStore())
     return BudgetGuard(lago, leases, default_limit_cents=limit_cents)  # type: ignore[arg-type]
 
 
-def reserve(budget: BudgetGuard) -> object:
+def reserve(budget: BudgetGuard) -> Reservation:
     return budget.reserve("payer", WORST_CENTS)
 
 
-def test_a_call_whose_worst_case_fits_is_let_through() -> None:
-    reserve(guard(LagoSays(account(amount_cents=0)), limit_cents=20))
+def test_a_call_whose_worst_case_fits_is_let_through_holding_its_worst_case_in_the_ledger() -> None:
+    store = LocalLedgerStore()
+    reservation = reserve(guard(LagoSays(account(amount_cents=0)), limit_cents=20, store=store))
+    held = store.read(ledger_key("payer", calendar_month()))
+    assert held is not None and held.limit == 20
+    assert held.leased >= WORST_CENTS, "the ledger holds at least the call's worst case until it is settled"
+    assert held.available <= 20 - WORST_CENTS
+    assert reservation is not NO_RESERVATION
 
 
 def test_a_call_that_could_pass_the_limit_is_refused_with_402_before_it_starts() -> None:
@@ -106,6 +112,19 @@ def test_without_an_account_there_is_no_remaining_figure_and_only_the_default_li
     reserve(budget)
 
 
-def test_the_no_reservation_placeholder_settles_to_nothing() -> None:
-    NO_RESERVATION.settle(5.0)
+def test_without_a_limit_nothing_is_held_and_settling_writes_nothing() -> None:
+    store = LocalLedgerStore()
+    reservation = reserve(guard(LagoSays(None), limit_cents=None, store=store))
+    reservation.settle(5.0)
+    assert store.writes == 0 and store.read(ledger_key("payer", calendar_month())) is None
+
+
+def test_joined_reservations_settle_each_part_once_and_the_placeholder_adds_nothing() -> None:
+    settled: list[tuple[str, float]] = []
+    payer = Reservation(lambda cents: settled.append(("payer", cents)))
+    project = Reservation(lambda cents: settled.append(("project", cents)))
+    joined = NO_RESERVATION.then(payer).then(project)
+    joined.settle(5.0)
+    joined.settle(7.0)  # a second settle (a retried flush) changes nothing
+    assert settled == [("payer", 5.0), ("project", 5.0)]
     NO_RESERVATION.settle(5.0)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from scripts import local_ports
-from tests.support.processes import ROOT, free_port
+from standins.processes import ROOT, free_port
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from tests.support.processes import ROOT
+from standins.processes import ROOT
 
 SETTINGS_PY = ROOT / "shared" / "settings.py"
 SETTINGS_MD = ROOT / "docs" / "settings.md"

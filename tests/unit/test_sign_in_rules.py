@@ -19,7 +19,7 @@ from shared.budget import _limit
 from shared.errors import ApiError
 from shared.settings import AppCheckSettings, Settings, SettingsError, SignInSettings
 from shared.sign_in_policy import SignInPolicy
-from tests.standins.http_server import Request, StandInServer
+from standins.http_server import Request, StandInServer
 
 DEPLOYED = {"K_SERVICE": "chat"}
 DAY = 86400

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.processes import ROOT
+from standins.processes import ROOT
 
 
 def staged(tmp_path: Path) -> Path:
@@ -46,6 +46,13 @@ def test_the_staged_upload_holds_real_files_and_no_symlink(tmp_path: Path) -> No
     out = staged(tmp_path)
     assert not [path for path in out.rglob("*") if path.is_symlink()]
     assert (out / "shared" / "settings.py").read_bytes() == (ROOT / "shared" / "settings.py").read_bytes()
+
+
+def test_the_staged_upload_holds_the_function_and_its_library_only(tmp_path: Path) -> None:
+    """The stand-ins (``standins/``), the tests and the bench never ship with the functions."""
+    out = staged(tmp_path)
+    assert {path.name for path in out.iterdir()} == {"main.py", "requirements.txt", "shared", "functions.yaml"}
+    assert not list(out.rglob("standins"))
 
 
 def test_the_tree_has_no_symlinks() -> None:

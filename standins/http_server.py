@@ -17,11 +17,11 @@ Handler = Callable[["Request"], None]
 class Request:
     """One request, with helpers to answer it."""
 
-    def __init__(self, handler: BaseHTTPRequestHandler, match: re.Match[str]) -> None:
+    def __init__(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
         self.handler = handler
         self.method = handler.command
         self.path, _, self.query = handler.path.partition("?")
-        self.params = match.groupdict()
+        self.params = params  # the route pattern's named groups
         self.headers = handler.headers
         length = int(handler.headers.get("Content-Length") or 0)
         self.body = handler.rfile.read(length) if length else b""
@@ -108,12 +108,12 @@ class StandInServer:
                     match = pattern.match(path)
                     if match and method == self.command:
                         try:
-                            fn(Request(self, match))
+                            fn(Request(self, match.groupdict()))
                         except (BrokenPipeError, ConnectionResetError, OSError):
                             self.close_connection = True
                         return
                 outer.unknown.append(f"{self.command} {self.path}")
-                Request(self, re.match("", "")).send_json(
+                Request(self, {}).send_json(
                     404, {"error": {"code": 404, "status": "NOT_FOUND", "message": f"no route {path}"}}
                 )
 

@@ -405,7 +405,7 @@ class FakeLago(StandIn):
         by_model: dict[str, list[dict[str, Any]]] = {}
         for event in events:
             by_model.setdefault(str(event["properties"].get("model")), []).append(event)
-        groups = [
+        groups: list[dict[str, Any]] = [
             {
                 "amount_cents": round(sum(float(e["properties"].get("response_cost", 0)) for e in group) * 100),
                 "events_count": len(group),

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.standins.http_server import Request, StandIn, StandInServer
+from standins.http_server import Request, StandIn, StandInServer
 
 # Every API gcloud may call for deploy.sh's commands.
 APIS = (
@@ -106,7 +106,7 @@ def _camel(key: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _apply_update_mask(body: dict, target: dict, mask: str) -> None:
+def _apply_update_mask(body: dict[str, Any], target: dict[str, Any], mask: str) -> None:
     """Copies each masked field (``a.b.c``) from body into target; a field absent from body is cleared."""
     for path in filter(None, mask.split(",")):
         *parents, leaf = (_camel(key) for key in path.split("."))
@@ -124,11 +124,11 @@ class GoogleApis(StandIn):
 
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         self.secrets = set(secrets)  # ids of the secrets that exist
-        self.functions: dict[str, dict] = {}
-        self.operations: dict[str, dict] = {}
-        self.service_accounts: dict[str, dict] = {}
-        self.policies: dict[str, dict] = {}  # "<api> <resource name>" -> IAM policy
-        self.jobs: dict[str, dict] = {}
+        self.functions: dict[str, dict[str, Any]] = {}
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.service_accounts: dict[str, dict[str, Any]] = {}
+        self.policies: dict[str, dict[str, Any]] = {}  # "<api> <resource name>" -> IAM policy
+        self.jobs: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, bytes] = {}  # object name -> zip
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
@@ -158,12 +158,12 @@ class GoogleApis(StandIn):
 
     # ---- for assertions -------------------------------------------------------------------------
 
-    def function(self, name: str) -> dict:
+    def function(self, name: str) -> dict[str, Any]:
         """The stored function whose short name is ``name``."""
         (function,) = (f for full, f in self.functions.items() if full.endswith(f"/functions/{name}"))
         return function
 
-    def source_files(self, function: dict) -> list[str]:
+    def source_files(self, function: dict[str, Any]) -> list[str]:
         """The file names in the zip that a function's storageSource points at."""
         data = self.uploads[function["buildConfig"]["source"]["storageSource"]["object"]]
         return sorted(zipfile.ZipFile(io.BytesIO(data)).namelist())
@@ -202,11 +202,11 @@ class GoogleApis(StandIn):
 
     # ---- cloudfunctions v2 ---------------------------------------------------------------------
 
-    def list_runtimes(self, req: Recorded, project: str, location: str) -> dict:
+    def list_runtimes(self, req: Recorded, project: str, location: str) -> dict[str, Any]:
         names = ("python310", "python311", "python312")
         return {"runtimes": [{"name": n, "environment": "GEN_2", "stage": "GA"} for n in names]}
 
-    def generate_upload_url(self, req: Recorded, project: str, location: str) -> dict:
+    def generate_upload_url(self, req: Recorded, project: str, location: str) -> dict[str, Any]:
         obj = f"function-source-{next(self._ids)}.zip"
         self.uploads[obj] = b""  # issued; the PUT fills it
         return {
@@ -214,19 +214,19 @@ class GoogleApis(StandIn):
             "storageSource": {"bucket": f"gcf-v2-uploads-{PROJECT_NUMBER}-{location}", "object": obj},
         }
 
-    def put_upload(self, req: Recorded, obj: str) -> dict:
+    def put_upload(self, req: Recorded, obj: str) -> dict[str, Any]:
         if obj not in self.uploads:
             raise ApiError(403, "PERMISSION_DENIED", f"no upload URL was issued for {obj}")
         self.uploads[obj] = req.body
         return {}
 
-    def get_function(self, req: Recorded, project: str, location: str, function: str) -> dict:
+    def get_function(self, req: Recorded, project: str, location: str, function: str) -> dict[str, Any]:
         name = f"projects/{project}/locations/{location}/functions/{function}"
         if name not in self.functions:
             raise _not_found(f"Resource '{name}'")
         return self.functions[name]
 
-    def create_function(self, req: Recorded, project: str, location: str) -> dict:
+    def create_function(self, req: Recorded, project: str, location: str) -> dict[str, Any]:
         (function_id,) = req.query["functionId"]
         name = f"projects/{project}/locations/{location}/functions/{function_id}"
         if name in self.functions:
@@ -240,18 +240,18 @@ class GoogleApis(StandIn):
         self.functions[name] = function
         return self._done_operation(project, location, function)
 
-    def patch_function(self, req: Recorded, project: str, location: str, function: str) -> dict:
+    def patch_function(self, req: Recorded, project: str, location: str, function: str) -> dict[str, Any]:
         stored = self.get_function(req, project, location, function)
         _apply_update_mask(req.body, stored, req.query.get("updateMask", [""])[0])
         return self._done_operation(project, location, stored)
 
-    def get_operation(self, req: Recorded, project: str, location: str, operation: str) -> dict:
+    def get_operation(self, req: Recorded, project: str, location: str, operation: str) -> dict[str, Any]:
         name = f"projects/{project}/locations/{location}/operations/{operation}"
         if name not in self.operations:
             raise _not_found(f"Operation {name}")
         return self.operations[name]
 
-    def _done_operation(self, project: str, location: str, function: dict) -> dict:
+    def _done_operation(self, project: str, location: str, function: dict[str, Any]) -> dict[str, Any]:
         name = f"projects/{project}/locations/{location}/operations/operation-{next(self._ids)}"
         metadata_type = "type.googleapis.com/google.cloud.functions.v2.OperationMetadata"
         stages = [{"name": stage, "state": "COMPLETE"} for stage in ("BUILD", "SERVICE")]
@@ -265,24 +265,24 @@ class GoogleApis(StandIn):
 
     # ---- what gcloud checks before deploying ---------------------------------------------------
 
-    def get_api_service(self, req: Recorded, project: str, service: str) -> dict:
+    def get_api_service(self, req: Recorded, project: str, service: str) -> dict[str, Any]:
         return {"name": f"projects/{PROJECT_NUMBER}/services/{service}", "state": "ENABLED"}
 
-    def get_default_build_account(self, req: Recorded, project: str, location: str) -> dict:
+    def get_default_build_account(self, req: Recorded, project: str, location: str) -> dict[str, Any]:
         email = f"{PROJECT_NUMBER}@cloudbuild.gserviceaccount.com"
         return {"serviceAccountEmail": f"projects/{project}/serviceAccounts/{email}"}
 
-    def get_project(self, req: Recorded, project: str) -> dict:
+    def get_project(self, req: Recorded, project: str) -> dict[str, Any]:
         return {"projectId": project, "projectNumber": PROJECT_NUMBER, "lifecycleState": "ACTIVE"}
 
     # ---- iam service accounts ------------------------------------------------------------------
 
-    def get_service_account(self, req: Recorded, project: str, email: str) -> dict:
+    def get_service_account(self, req: Recorded, project: str, email: str) -> dict[str, Any]:
         if email not in self.service_accounts:
             raise _not_found(f"Service account projects/{project}/serviceAccounts/{email}")
         return self.service_accounts[email]
 
-    def create_service_account(self, req: Recorded, project: str) -> dict:
+    def create_service_account(self, req: Recorded, project: str) -> dict[str, Any]:
         email = f"{req.body['accountId']}@{project}.iam.gserviceaccount.com"
         if email in self.service_accounts:
             raise ApiError(409, "ALREADY_EXISTS", f"Service account {email} already exists")
@@ -297,36 +297,36 @@ class GoogleApis(StandIn):
 
     # ---- secret manager ------------------------------------------------------------------------
 
-    def list_secrets(self, req: Recorded, project: str) -> dict:
+    def list_secrets(self, req: Recorded, project: str) -> dict[str, Any]:
         names = sorted(self.secrets)
         return {"secrets": [{"name": f"projects/{PROJECT_NUMBER}/secrets/{n}"} for n in names], "totalSize": len(names)}
 
     # ---- IAM policies, one shape for every API -------------------------------------------------
 
-    def get_iam_policy(self, req: Recorded, resource: str) -> dict:
+    def get_iam_policy(self, req: Recorded, resource: str) -> dict[str, Any]:
         return self.policies.get(f"{req.api} {resource}", {"version": 1, "etag": "ACAB"})
 
-    def set_iam_policy(self, req: Recorded, resource: str) -> dict:
+    def set_iam_policy(self, req: Recorded, resource: str) -> dict[str, Any]:
         etag = base64.b64encode(f"etag-{next(self._ids)}".encode()).decode()
         self.policies[f"{req.api} {resource}"] = {**req.body["policy"], "etag": etag}
         return self.policies[f"{req.api} {resource}"]
 
     # ---- cloud scheduler -----------------------------------------------------------------------
 
-    def get_job(self, req: Recorded, project: str, location: str, job: str) -> dict:
+    def get_job(self, req: Recorded, project: str, location: str, job: str) -> dict[str, Any]:
         name = f"projects/{project}/locations/{location}/jobs/{job}"
         if name not in self.jobs:
             raise _not_found(f"Job {name}")
         return self.jobs[name]
 
-    def create_job(self, req: Recorded, project: str, location: str) -> dict:
+    def create_job(self, req: Recorded, project: str, location: str) -> dict[str, Any]:
         job = {**req.body, "state": "ENABLED"}
         if job["name"] in self.jobs:
             raise ApiError(409, "ALREADY_EXISTS", f"Job {job['name']} already exists")
         self.jobs[job["name"]] = job
         return job
 
-    def patch_job(self, req: Recorded, project: str, location: str, job: str) -> dict:
+    def patch_job(self, req: Recorded, project: str, location: str, job: str) -> dict[str, Any]:
         stored = self.get_job(req, project, location, job)
         _apply_update_mask(req.body, stored, req.query.get("updateMask", [""])[0])
         return stored

@@ -1,4 +1,5 @@
-"""The real servers the tests drive: functions-framework, the Auth and Firestore emulators."""
+"""The real servers the tests and the bench drive: functions-framework, the Auth and Firestore emulators,
+each in a process group of its own, and the plumbing to start, await and stop them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 FIREBASE_BIN = ROOT / "node_modules" / ".bin" / "firebase"
 
@@ -24,7 +25,8 @@ FIREBASE_BIN = ROOT / "node_modules" / ".bin" / "firebase"
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 PASSWORD = "correct horse 1"
@@ -66,7 +68,10 @@ def source_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
 
 
-def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Stop ``proc``'s process group (started with ``start_new_session``): SIGTERM, SIGKILL after ``timeout``.
+
+    SIGCONT first, so a group a test froze with SIGSTOP still gets the SIGTERM."""
     if proc.poll() is not None:
         return
     try:
@@ -126,11 +131,16 @@ class FunctionServer:
 
     def pids(self) -> list[int]:
         """The master and its workers (gunicorn forks), all in the server's process group."""
-        out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True).stdout
+        out = subprocess.run(["pgrep", "-g", str(self._started().pid)], capture_output=True, text=True).stdout
         return [int(p) for p in out.split()]
 
     def signal(self, sig: int) -> None:
-        os.killpg(self.proc.pid, sig)
+        os.killpg(self._started().pid, sig)
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self.proc is None:
+            raise RuntimeError(f"functions-framework ({self.target}) was never started")
+        return self.proc
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -145,7 +155,7 @@ class FunctionServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc)
+            stop_group(self.proc)
 
 
 class AuthEmulator:
@@ -194,7 +204,8 @@ class AuthEmulator:
             timeout=10,
         )
         response.raise_for_status()
-        return response.json()["idToken"]
+        token: str = response.json()["idToken"]
+        return token
 
     def admin(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The emulator's admin REST API (``Bearer owner``), e.g. to disable a user."""
@@ -206,11 +217,12 @@ class AuthEmulator:
             timeout=10,
         )
         response.raise_for_status()
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc)
+            stop_group(self.proc)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
@@ -262,4 +274,4 @@ class FirestoreEmulator:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc)
+            stop_group(self.proc)

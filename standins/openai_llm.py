@@ -163,8 +163,8 @@ class FakeOpenAI(StandIn):
             time.sleep(directives["sleep"])
         status = int(directives.get("status", 200))
         if status != 200:
-            kind, message = _ERRORS.get(status, ("server_error", "error"))
-            request.send_json(status, {"error": {"message": message, "type": kind, "param": None, "code": None}})
+            kind, text = _ERRORS.get(status, ("server_error", "error"))
+            request.send_json(status, {"error": {"message": text, "type": kind, "param": None, "code": None}})
             return None
         words = answer_words(int(directives.get("words", 5)))
         structured = structured_text(body)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parent.parent / "shared"
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT / "shared"
 # The HTTP layer: plumbing, then the endpoints. Everything else in shared/ sits below it.
 HTTP_LAYER = {"serving", "routes"}
 
@@ -18,6 +19,21 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             names.add("." * node.level + (node.module or ""))
     return names
+
+
+def test_nothing_outside_tests_imports_test_code() -> None:
+    """The stand-ins and the process helpers live in ``standins/`` so the local run and the bench need no test code."""
+    outside = [
+        path
+        for folder in ("functions", "shared", "standins", "scripts", "bench")
+        for path in (ROOT / folder).rglob("*.py")
+    ]
+    importers = sorted(
+        str(path.relative_to(ROOT))
+        for path in outside
+        if any(name == "tests" or name.startswith("tests.") for name in imported_modules(path))
+    )
+    assert outside and not importers, f"these import from tests/: {importers}"
 
 
 def test_the_http_layer_imports_neither_litellm_nor_lago_code() -> None:

@@ -39,6 +39,12 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from standins.anthropic_llm import FakeAnthropic
+from standins.gemini_llm import FakeGemini
+from standins.google_oauth import FakeGoogleOAuth
+from standins.lago import FakeLago
+from standins.llm_wire import Call
+from standins.processes import FunctionServer
 from tests.conftest import (
     ANTHROPIC_MODEL,
     GEMINI_MODEL,
@@ -48,13 +54,7 @@ from tests.conftest import (
     VERTEX_MODEL,
     User,
 )
-from standins.anthropic_llm import FakeAnthropic
-from standins.gemini_llm import FakeGemini
-from standins.google_oauth import FakeGoogleOAuth
-from standins.lago import FakeLago
-from standins.llm_wire import Call
 from tests.support.api import CHAT, ask, chat
-from standins.processes import FunctionServer
 
 PRICES: dict[str, dict[str, Any]] = tomllib.loads(
     (Path(__file__).parent / "data" / "published_prices.toml").read_text()
